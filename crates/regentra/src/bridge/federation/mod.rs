@@ -1,0 +1,1 @@
+//! Verify Client Federation (ARCHITECTURE §9).

@@ -1,0 +1,5 @@
+//! The Teams Chat Bridge: everything between Microsoft Graph (via `msgraph`) and the ticket domain.
+
+pub mod content;
+pub mod federation;
+pub mod vault;

@@ -1,0 +1,1 @@
+//! AES-256-GCM token vault for secrets at rest.

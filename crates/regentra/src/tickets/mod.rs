@@ -1,0 +1,1 @@
+//! The helpdesk domain: clients, contacts, tickets, entries and their lifecycle rules.
