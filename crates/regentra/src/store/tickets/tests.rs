@@ -1,0 +1,1 @@
+//! Repository tests for tickets (filled in below).
