@@ -30,7 +30,7 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
 use sha2::{Digest, Sha256};
 
-pub use keys::{KeyError, KeySource};
+pub use keys::{ENV_KEY_VAR, KEY_FILE_NAME, KeyError, KeySource, OLD_KEY_FILE_PREFIX};
 
 /// Format version written as the first byte of every blob.
 pub const BLOB_VERSION: u8 = 1;
