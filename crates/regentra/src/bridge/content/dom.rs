@@ -73,8 +73,16 @@ fn is_mention(element: &Element) -> bool {
     element.name() == "at" || (element.name() == "span" && itemtype_is(element, "Mention"))
 }
 
+/// Teams emoji pictures: marked with the Skype Emoji itemtype, an `emoji` class, or served
+/// from Teams' emoticon asset folders (seen without the itemtype in some clients).
 fn is_emoji_image(element: &Element) -> bool {
+    let emoticon_asset = element.attr("src").is_some_and(|src| {
+        let src = src.to_ascii_lowercase();
+        src.contains("statics.teams.cdn.office.net")
+            && (src.contains("/emoticons/") || src.contains("/skype/v2/"))
+    });
     itemtype_is(element, "Emoji")
+        || emoticon_asset
         || element.classes().any(|class| {
             class.eq_ignore_ascii_case("emoji") || class.eq_ignore_ascii_case("emoticon")
         })

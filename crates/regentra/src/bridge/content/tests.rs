@@ -256,6 +256,14 @@ fn emoji_images_become_the_emoji_without_loading_the_image() {
 }
 
 #[test]
+fn emoji_pictures_from_teams_assets_without_itemtype_are_emoji_too() {
+    let rendered = html(
+        r#"<p>great <img src="https://statics.teams.cdn.office.net/evergreen-assets/personal-expressions/v2/assets/emoticons/1f600_grinningface/default/20_f.png?v=v4" alt="😀" title="Grinning face" width="20" height="20"></p>"#,
+    );
+    assert_eq!(rendered.text, "great 😀");
+}
+
+#[test]
 fn emoji_without_alt_falls_back_to_its_title_or_nothing() {
     assert_eq!(
         html(r#"<p>ok <emoji id="x" title="Party"></emoji></p>"#).text,
@@ -664,6 +672,29 @@ fn pasted_images_are_listed_for_download_and_shown_as_placeholders() {
         (id == HOSTED_ID).then(|| "/attachments/31".to_owned())
     });
     assert!(resolved.contains(r#"src="/attachments/31""#), "{resolved}");
+}
+
+#[test]
+fn old_client_nested_divs_around_a_pasted_image_without_alt() {
+    // Shape of the image message in Graph's chat-list-messages example.
+    let rendered = html(
+        "<div><div>\n<div>\n<div>\n<div>\n<div><img height=\"63\" src=\"https://graph.microsoft.com/v1.0/chats/19:2da4c29f6d7041eca70b638b43d45437@thread.v2/messages/1615971548136/hostedContents/aWQ9eF8wLXd1cy1kOS1l/$value\" width=\"67\" style=\"vertical-align:bottom; width:67px; height:63px\"></div>\n\n\n</div>\n</div>\n</div>\n</div>\n</div>\n</div>",
+    );
+    assert_eq!(rendered.text, "[image]");
+    assert_eq!(rendered.hosted_images.len(), 1);
+    assert_eq!(
+        rendered.hosted_images[0].hosted_content_id,
+        "aWQ9eF8wLXd1cy1kOS1l"
+    );
+    assert_eq!(rendered.hosted_images[0].alt, None);
+    assert!(
+        rendered
+            .html
+            .contains(r#"<img data-hosted-content-id="aWQ9eF8wLXd1cy1kOS1l" alt="image">"#),
+        "{}",
+        rendered.html
+    );
+    assert_eq!(rendered.subject_line, None);
 }
 
 #[test]
