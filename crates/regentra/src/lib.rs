@@ -7,6 +7,10 @@
 //! - `tickets`: the helpdesk domain and its lifecycle rules; knows nothing of HTTP or Graph.
 //! - `store`: SQLite / PostgreSQL persistence behind small repository functions.
 
+pub mod app;
 pub mod bridge;
+pub mod cli;
+pub mod config;
 pub mod store;
 pub mod tickets;
+pub mod web;
