@@ -971,7 +971,7 @@ fn redeem_refresh_token(
     })?;
     if let Some(valid_from) = user
         .tokens_valid_from
-        .filter(|from| record.issued_at < *from)
+        .filter(|_| record.serial < user.revoked_below_serial)
     {
         return Err(AadError::bad_request(
             "invalid_grant",

@@ -71,8 +71,11 @@ pub(crate) struct User {
     pub display_name: String,
     pub mail: Option<String>,
     pub extra: Map<String, Value>,
-    /// Refresh tokens issued before this instant are revoked (AADSTS50173).
+    /// When the user's refresh tokens were last revoked (reported in AADSTS50173).
     pub tokens_valid_from: Option<OffsetDateTime>,
+    /// Refresh tokens with a serial below this are revoked. A serial, not a time, so a revoke
+    /// on a frozen clock still separates earlier tokens from later sign-ins.
+    pub revoked_below_serial: u64,
 }
 
 impl User {
@@ -165,10 +168,6 @@ impl StoredMessage {
         self.time_field("createdDateTime")
     }
 
-    pub fn sender_user_id(&self) -> Option<&str> {
-        self.object.get("from")?.get("user")?.get("id")?.as_str()
-    }
-
     pub fn is_deleted(&self) -> bool {
         self.object
             .get("deletedDateTime")
@@ -236,7 +235,11 @@ impl Chat {
     /// `lastMessagePreview` (chatMessageInfo) or null.
     pub fn preview(&self, include_unknown_enums: bool) -> Value {
         let Some(latest) = self.latest_message() else {
-            return self.given_preview.clone().unwrap_or(Value::Null);
+            let mut given = self.given_preview.clone().unwrap_or(Value::Null);
+            if !include_unknown_enums {
+                hide_evolvable_enum_members(&mut given);
+            }
+            return given;
         };
         let field = |key: &str| latest.object.get(key).cloned().unwrap_or(Value::Null);
         let mut preview = json!({
@@ -390,6 +393,8 @@ pub(crate) struct RefreshTokenRecord {
     pub scopes: Vec<String>,
     pub issued_at: OffsetDateTime,
     pub last_used_at: OffsetDateTime,
+    /// Issue order across all refresh tokens (see `User::revoked_below_serial`).
+    pub serial: u64,
 }
 
 /// A scripted fault from `POST /_sim/faults`.
@@ -440,6 +445,7 @@ pub(crate) struct World {
     pub codes: HashMap<String, AuthCode>,
     pub access_tokens: Vec<AccessTokenRecord>,
     pub refresh_tokens: Vec<RefreshTokenRecord>,
+    pub next_token_serial: u64,
     /// (user id, client id) → consented scopes.
     pub grants: HashMap<(String, String), Vec<String>>,
     pub faults: Vec<Fault>,
@@ -494,6 +500,7 @@ impl World {
                 mail: user.mail.clone(),
                 extra: user.extra.clone(),
                 tokens_valid_from: None,
+                revoked_below_serial: 0,
             };
             self.users
                 .retain(|u| !u.id.eq_ignore_ascii_case(&loaded.id));

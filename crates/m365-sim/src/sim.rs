@@ -479,6 +479,10 @@ impl Sim {
         })?;
         user.tokens_valid_from = Some(now);
         let id = user.id.clone();
+        let serial = world.next_token_serial;
+        if let Some(user) = world.user_mut(&id) {
+            user.revoked_below_serial = serial;
+        }
         world
             .grants
             .retain(|(user, _), _| !user.eq_ignore_ascii_case(&id));
@@ -523,7 +527,7 @@ impl Sim {
             .refresh_tokens
             .iter()
             .map(|t| {
-                let revoked = world.user(&t.user_id).and_then(|u| u.tokens_valid_from).is_some_and(|from| t.issued_at < from);
+                let revoked = world.user(&t.user_id).is_some_and(|u| t.serial < u.revoked_below_serial);
                 let expires = t.last_used_at + time::Duration::try_from(self.inner.config.refresh_token_inactivity).unwrap_or(time::Duration::ZERO);
                 json!({
                     "kind": "refresh_token", "token": t.token, "userId": t.user_id, "tenantId": t.tenant_id,

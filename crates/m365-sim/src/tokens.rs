@@ -144,7 +144,10 @@ pub(crate) fn issue(
     });
     let refresh_token = has_scope(scopes, "offline_access").then(|| {
         let token = format!("1.A{}", random_b64url(96));
+        let serial = world.next_token_serial;
+        world.next_token_serial += 1;
         world.refresh_tokens.push(RefreshTokenRecord {
+            serial,
             token: token.clone(),
             user_id: user.id.clone(),
             tenant_id: user.tenant_id.clone(),

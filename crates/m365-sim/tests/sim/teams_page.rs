@@ -1,0 +1,1 @@
+//! The Teams page (`/_sim/teams`) — filled in with the page itself.
