@@ -368,7 +368,12 @@ impl<'c> Walker<'c> {
             ListKind::Ordered { .. } => "ol",
         };
         self.text.block();
-        self.open_tag(tag);
+        match kind {
+            ListKind::Ordered { next } if next != 1 => {
+                self.html.push_str(&format!("<ol start=\"{next}\">"));
+            }
+            _ => self.open_tag(tag),
+        }
         self.lists.push(kind);
         self.children(element, depth);
         self.lists.pop();

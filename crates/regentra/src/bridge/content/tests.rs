@@ -223,6 +223,12 @@ fn lists_tables_and_headings_stay_readable() {
         rendered.text,
         "Steps\n1. Restart\n2. Log in\n  - with MFA\nHost | State\nsrv1 | down"
     );
+    let continued = html(r#"<ol start="3"><li>three</li><li>four</li></ol>"#);
+    assert_eq!(continued.text, "3. three\n4. four");
+    assert_eq!(
+        continued.html,
+        r#"<ol start="3"><li>three</li><li>four</li></ol>"#
+    );
 }
 
 #[test]
