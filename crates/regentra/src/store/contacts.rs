@@ -161,7 +161,7 @@ mod tests {
             assert_eq!(contact.client_id, Some(client.id), "{}", test_db.label);
             assert_eq!(
                 list_for_client(&mut conn, client.id).await.unwrap(),
-                [contact.clone()]
+                std::slice::from_ref(&contact)
             );
             assert_eq!(get(&mut conn, contact.id).await.unwrap(), contact);
         }

@@ -118,7 +118,7 @@ async fn create_schema(base_url: &str) -> Result<String, StoreError> {
 /// Drops test schemas created more than an hour ago (left by earlier runs).
 async fn drop_stale_schemas(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     let rows = sqlx::query(
-        "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname LIKE 'regentra\\_test\\_%'",
+        "SELECT CAST(nspname AS TEXT) FROM pg_catalog.pg_namespace WHERE nspname LIKE 'regentra\\_test\\_%'",
     )
     .fetch_all(&mut *conn)
     .await?;
