@@ -1015,6 +1015,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Field report B3: whatever the cursor (any offset, any precision), the filter is a
+        /// single `gt` on lastModifiedDateTime and never `ge`/`le`.
+        #[test]
+        fn filter_never_uses_ge_or_le(seconds in 0i64..4_102_444_800, nanos in 0u32..1_000_000_000, offset_minutes in -720i32..=840) {
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+            let cursor = OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+                .replace_nanosecond(nanos).unwrap()
+                .to_offset(offset);
+            let filter = messages_changed_after_filter(cursor);
+            let words: Vec<&str> = filter.split(' ').collect();
+            proptest::prop_assert_eq!(words.len(), 3);
+            proptest::prop_assert_eq!(words[0], "lastModifiedDateTime");
+            proptest::prop_assert_eq!(words[1], "gt");
+            let parsed = OffsetDateTime::parse(words[2], &time::format_description::well_known::Rfc3339).unwrap();
+            // Truncated to milliseconds, never later than the cursor.
+            proptest::prop_assert!(parsed <= cursor && cursor - parsed < time::Duration::milliseconds(1));
+        }
+    }
+
     #[test]
     fn messages_url_encodes_spaces_as_percent_20_and_keeps_odata_syntax() {
         let client = client("https://graph.example.test");
