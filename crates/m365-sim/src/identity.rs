@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Sim> {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(keys))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route("/{tenant}/v2.0/adminconsent", get(admin_consent))
         .route("/{tenant}/login", post(sign_in))
         .route("/{tenant}/Consent/Set", post(consent))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
@@ -388,6 +389,7 @@ async fn authorize(
         prompt: param("prompt"),
         login_hint: param("login_hint"),
         user_id: None,
+        admin_consent: false,
     };
     drop(world);
     let redirect_error = |flow: &AuthorizeFlow, error: &str, aadsts: u32, description: &str| {
@@ -468,6 +470,74 @@ async fn authorize(
             "A silent sign-in request was sent but no user is signed in.",
         );
     }
+    let flow_id = tokens::random_b64url(24);
+    let page = sign_in_page(&sim, &flow, &flow_id, None);
+    sim.world().flows.insert(flow_id, flow);
+    page
+}
+
+/// `GET /{tenant}/v2.0/adminconsent`: a tenant-wide grant. The simulator has no directory
+/// roles, so any user of the tenant may act as its administrator here.
+async fn admin_consent(
+    State(sim): State<Sim>,
+    Path(segment): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let world = sim.world();
+    if let Err(error) = resolve_tenant(&world, &segment) {
+        return error_page(error.aadsts, error.description);
+    }
+    let Some(client_id) = param("client_id") else {
+        return error_page(
+            900144,
+            "The request body must contain the following parameter: 'client_id'.".into(),
+        );
+    };
+    let Some(app) = world.app(&client_id).cloned() else {
+        return error_page(
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{segment}'."
+            ),
+        );
+    };
+    drop(world);
+    let redirect_uri = param("redirect_uri").unwrap_or_default();
+    if !redirect_uri_registered(&app, &redirect_uri) {
+        return error_page(
+            50011,
+            format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."
+            ),
+        );
+    }
+    let scopes = match parse_scopes(
+        &param("scope").unwrap_or_else(|| format!("{GRAPH_RESOURCE}.default")),
+    ) {
+        Ok(scopes) => scopes,
+        Err(error) => return error_page(error.aadsts, error.description),
+    };
+    let flow = AuthorizeFlow {
+        tenant_segment: segment,
+        client_id: app.client_id.clone(),
+        redirect_uri,
+        scopes,
+        state: param("state"),
+        code_challenge: None,
+        code_challenge_method: None,
+        nonce: None,
+        response_mode: "query".into(),
+        prompt: None,
+        login_hint: param("login_hint"),
+        user_id: None,
+        admin_consent: true,
+    };
     let flow_id = tokens::random_b64url(24);
     let page = sign_in_page(&sim, &flow, &flow_id, None);
     sim.world().flows.insert(flow_id, flow);
@@ -608,11 +678,11 @@ async fn sign_in(State(sim): State<Sim>, Path(_segment): Path<String>, body: Byt
             .all(|s| tokens::has_scope(&granted, s));
         (admin_granted, admin_required, user_granted)
     };
-    let forced_consent = flow.prompt.as_deref() == Some("consent");
-    if admin_granted || (user_granted && !forced_consent) {
+    let forced_consent = flow.prompt.as_deref() == Some("consent") || flow.admin_consent;
+    if !flow.admin_consent && (admin_granted || (user_granted && !forced_consent)) {
         return complete_with_code(&sim, &flow_id, &flow, &user);
     }
-    if admin_required {
+    if admin_required && !flow.admin_consent {
         sim.world().flows.remove(&flow_id);
         let app_name = sim
             .world()
@@ -677,6 +747,25 @@ async fn consent(State(sim): State<Sim>, Path(_segment): Path<String>, body: Byt
             "User declined to consent to access the app.",
         );
         fields.insert(1, ("error_subcode".into(), "cancel".into()));
+        return flow_redirect(&flow, fields);
+    }
+    if flow.admin_consent {
+        sim.world().flows.remove(&flow_id);
+        let tenant = user.tenant_id.clone();
+        if let Err(error) = sim.grant_admin_consent(&tenant, &flow.client_id) {
+            return error_page(90002, error.to_string());
+        }
+        let scope = flow
+            .scopes
+            .iter()
+            .map(|s| format!("{GRAPH_RESOURCE}{s}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let fields = vec![
+            ("admin_consent".into(), "True".into()),
+            ("tenant".into(), tenant),
+            ("scope".into(), scope),
+        ];
         return flow_redirect(&flow, fields);
     }
     {

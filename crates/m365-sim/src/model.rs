@@ -371,6 +371,8 @@ pub(crate) struct AuthorizeFlow {
     pub prompt: Option<String>,
     pub login_hint: Option<String>,
     pub user_id: Option<String>,
+    /// Started at `/{tenant}/v2.0/adminconsent`: consent is for the whole tenant.
+    pub admin_consent: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -345,3 +345,41 @@ async fn graph_refuses_expired_tokens_and_missing_scopes_with_the_real_messages(
         "Missing scope permissions on the request. API requires one of 'Chat.ReadBasic, Chat.Read, Chat.ReadWrite'. Scopes on the request 'User.Read'"
     );
 }
+
+#[tokio::test]
+async fn the_admin_consent_endpoint_grants_the_whole_tenant_and_redirects_with_admin_consent_true()
+{
+    let mut world = crate::support::demo_world();
+    world
+        .tenants
+        .iter_mut()
+        .find(|t| t.id == demo::MSP_TENANT_ID)
+        .unwrap()
+        .admin_consent_required = true;
+    let sim = TestSim::start_with(crate::support::test_config(), world).await;
+    let url = format!("{}/{}/v2.0/adminconsent", sim.base, demo::MSP_TENANT_ID);
+    let params = [
+        ("client_id", demo::REGENTRA_CLIENT_ID),
+        ("scope", "https://graph.microsoft.com/.default"),
+        ("redirect_uri", REDIRECT_URI),
+        ("state", "admin-1"),
+    ];
+    let page = sim.send(sim.http.get(url).query(&params)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let consent = sim.submit_sign_in(&page, demo::STAFF_UPN).await;
+    let redirect = sim.submit_consent(&consent, "accept").await;
+    let location = redirect.headers["location"].to_str().unwrap();
+    assert_eq!(
+        query_param(location, "admin_consent").as_deref(),
+        Some("True")
+    );
+    assert_eq!(
+        query_param(location, "tenant").as_deref(),
+        Some(demo::MSP_TENANT_ID)
+    );
+    assert_eq!(query_param(location, "state").as_deref(), Some("admin-1"));
+    // Users of that tenant now sign in without a consent page.
+    let page = sim.authorize(demo::MSP_TENANT_ID, &[]).await;
+    let answer = sim.submit_sign_in(&page, demo::SUPPORT_UPN).await;
+    assert!(query_param(answer.headers["location"].to_str().unwrap(), "code").is_some());
+}

@@ -40,7 +40,10 @@ pub struct Resp {
 }
 
 pub struct TestSim {
-    #[expect(dead_code, reason = "owning it keeps the simulator serving for the whole test")]
+    #[expect(
+        dead_code,
+        reason = "owning it keeps the simulator serving for the whole test"
+    )]
     pub running: RunningSimulator,
     pub base: String,
     pub http: reqwest::Client,
