@@ -146,7 +146,8 @@ pub const ENV_GRAPH_URL: &str = "REGENTRA_GRAPH_URL";
 pub const ENV_POLL_INTERVAL: &str = "REGENTRA_POLL_INTERVAL";
 pub const ENV_BACKFILL_HOURS: &str = "REGENTRA_BACKFILL_HOURS";
 pub const ENV_IGNORE_OWN_TENANT: &str = "REGENTRA_IGNORE_OWN_TENANT";
-pub const ENV_ENCRYPTION_KEY: &str = "REGENTRA_ENCRYPTION_KEY";
+/// The vault owns the name of its key variable; config only validates the value.
+pub const ENV_ENCRYPTION_KEY: &str = crate::bridge::vault::ENV_KEY_VAR;
 
 /// Default tracing filter: our own info logs, quiet libraries.
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_sessions=warn";

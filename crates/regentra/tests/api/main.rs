@@ -1,0 +1,13 @@
+//! The one integration-test binary of the `regentra` crate: the real application over real HTTP
+//! on 127.0.0.1:0 with a fresh database per test (see `helpers::TestApp`).
+
+mod api_auth;
+mod browser_flow;
+mod cli;
+mod clients;
+mod csrf;
+mod health;
+mod helpers;
+mod login;
+mod secrets;
+mod tickets;
