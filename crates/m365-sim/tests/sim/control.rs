@@ -191,3 +191,60 @@ fn a_scenario_file_loads_and_errors_name_the_problem() {
     assert!(missing.contains("nope.json"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let running =
+        m365_sim::Simulator::start(crate::support::test_config(), crate::support::demo_world())
+            .await
+            .unwrap();
+    let url = running.base_url().join("/_sim/state").unwrap();
+    assert_eq!(
+        reqwest::get(url.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    running.shutdown().await.unwrap();
+    assert!(reqwest::get(url).await.is_err());
+}
+
+#[tokio::test]
+async fn in_process_callers_see_the_same_world_as_the_control_api() {
+    let running =
+        m365_sim::Simulator::start(crate::support::test_config(), crate::support::demo_world())
+            .await
+            .unwrap();
+    let sim = running.sim();
+    let (created, chat) = sim
+        .create_chat(
+            "oneOnOne",
+            &[
+                demo::CONTOSO_USER_2_ID.to_owned(),
+                demo::SUPPORT_USER_ID.to_owned(),
+            ],
+            None,
+        )
+        .unwrap();
+    assert!(created);
+    let chat_id = chat["id"].as_str().unwrap();
+    let outcome = sim
+        .post_as_user(
+            chat_id,
+            demo::CONTOSO_USER_2_ID,
+            m365_sim::UserPost::Html("<p>hi</p>".into()),
+        )
+        .unwrap();
+    assert!(matches!(outcome, m365_sim::PostOutcome::Delivered(_)));
+    let over_http = reqwest::get(
+        running
+            .base_url()
+            .join(&format!("/_sim/chats/{chat_id}"))
+            .unwrap(),
+    )
+    .await
+    .unwrap()
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    assert_eq!(over_http["messages"][0]["body"]["content"], "<p>hi</p>");
+    running.shutdown().await.unwrap();
+}
