@@ -398,6 +398,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_memory_sqlite_keeps_one_database_across_connections() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        for _ in 0..3 {
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'ticket_number'")
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+        let value: i64 =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'ticket_number'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(value, 3);
+    }
+
+    #[tokio::test]
     async fn reconnecting_to_a_migrated_database_is_a_no_op() {
         let dir = testing::TempDir::new();
         let first = Db::open_sqlite_in(dir.path()).await.unwrap();
