@@ -49,6 +49,7 @@ pub mod api_tokens;
 pub mod clients;
 pub mod contacts;
 pub mod entries;
+pub mod federation;
 pub mod sessions;
 pub mod sql;
 pub mod technicians;
