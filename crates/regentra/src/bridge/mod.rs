@@ -2,4 +2,5 @@
 
 pub mod content;
 pub mod federation;
+pub mod ingest;
 pub mod vault;
