@@ -1,5 +1,6 @@
 //! The Teams Chat Bridge: everything between Microsoft Graph (via `msgraph`) and the ticket domain.
 
+pub mod connection;
 pub mod content;
 pub mod federation;
 pub mod ingest;

@@ -53,6 +53,7 @@ pub mod federation;
 pub mod poller;
 pub mod sessions;
 pub mod sql;
+pub mod teams;
 pub mod technicians;
 #[doc(hidden)]
 pub mod testing;
