@@ -68,12 +68,22 @@ impl TestApp {
         apps
     }
 
+    /// The app on SQLite, configured as if served behind a TLS proxy at `public_url`.
+    pub async fn spawn_with_public_url(public_url: &str) -> TestApp {
+        TestApp::spawn_configured(testing::fresh_sqlite().await, Some(public_url)).await
+    }
+
     async fn spawn_on(test_db: TestDb) -> TestApp {
+        TestApp::spawn_configured(test_db, None).await
+    }
+
+    async fn spawn_configured(test_db: TestDb, public_url: Option<&str>) -> TestApp {
         LazyLock::force(&TRACING);
         let data_dir = test_db.data_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("regentra-pg-{}", uuid::Uuid::now_v7()))
         });
-        let config = Config::for_tests(data_dir);
+        let mut config = Config::for_tests(data_dir);
+        config.public_url = public_url.map(|url| url::Url::parse(url).unwrap());
         let db = test_db.db.clone();
 
         let now = OffsetDateTime::now_utc();
@@ -98,7 +108,9 @@ impl TestApp {
             .await
             .expect("building the app");
         let address = format!("http://{}", app.address());
-        assert_eq!(app.base_url().as_str(), format!("{address}/"));
+        if public_url.is_none() {
+            assert_eq!(app.base_url().as_str(), format!("{address}/"));
+        }
         let shutdown = CancellationToken::new();
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -217,7 +229,7 @@ impl TestApp {
             attachments: Vec::new(),
         };
         let received = store::tickets::receive_client_message(
-            &mut *self.db.acquire().await.unwrap(),
+            &mut self.db.acquire().await.unwrap(),
             &message,
             ReopenWindow::default(),
             now,

@@ -165,3 +165,32 @@ async fn login_only_redirects_to_local_paths() {
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/tickets");
 }
+
+#[tokio::test]
+async fn behind_an_https_proxy_the_cookie_is_secure_and_the_public_origin_is_trusted() {
+    let app = TestApp::spawn_with_public_url("https://help.msp.example").await;
+    // The proxy forwards the browser's Origin unchanged while Host is the internal address.
+    let response = app
+        .browser
+        .post(app.url("/login"))
+        .header("origin", "https://help.msp.example")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("email", TECH_EMAIL), ("password", TECH_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = session_set_cookie(&response).unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+
+    let foreign = app
+        .browser
+        .post(app.url("/login"))
+        .header("origin", "https://help.evil.example")
+        .form(&[("email", TECH_EMAIL), ("password", TECH_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+}
