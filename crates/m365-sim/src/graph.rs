@@ -365,7 +365,7 @@ fn chats_page(
         }
     };
     // Both orders are "descending by (key, tiebreak)"; insertion order is encoded as u64::MAX - seq.
-    chats.sort_by(|a, b| sort_key(b).cmp(&sort_key(a)));
+    chats.sort_by_key(|c| std::cmp::Reverse(sort_key(c)));
     if let Some(cursor) = &cursor {
         let position = (
             cursor.sort_key(),
@@ -643,7 +643,7 @@ fn messages_page(
             })
         })
         .collect();
-    messages.sort_by(|a, b| sort_key(b).cmp(&sort_key(a)));
+    messages.sort_by_key(|m| std::cmp::Reverse(sort_key(m)));
     if let Some(cursor) = &cursor {
         let position = (cursor.sort_key(), id_order_key(&cursor.tiebreak));
         messages.retain(|m| sort_key(m) < position);

@@ -326,11 +326,11 @@ pub(crate) fn hide_evolvable_enum_members(value: &mut Value) {
     match value {
         Value::Object(object) => {
             for (key, inner) in object.iter_mut() {
-                let hidden = match (key.as_str(), inner.as_str()) {
-                    ("messageType", Some("systemEventMessage")) => true,
-                    ("userIdentityType", Some("emailUser")) => true,
-                    _ => false,
-                };
+                let hidden = matches!(
+                    (key.as_str(), inner.as_str()),
+                    ("messageType", Some("systemEventMessage"))
+                        | ("userIdentityType", Some("emailUser"))
+                );
                 if hidden {
                     *inner = json!("unknownFutureValue");
                 } else {

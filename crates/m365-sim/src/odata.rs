@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::model::{Fault, RequestLogEntry};
 use crate::sim::Sim;
@@ -26,7 +26,7 @@ pub(crate) struct GraphError {
     pub message: String,
     pub retry_after: Option<String>,
     /// Extra members inside `innerError` (the 429 body carries `code`, `message`, `status`).
-    pub inner_extra: Map<String, Value>,
+    pub inner_extra: Vec<(&'static str, &'static str)>,
     pub www_authenticate: bool,
 }
 
@@ -37,7 +37,7 @@ impl GraphError {
             code: code.to_owned(),
             message: message.into(),
             retry_after: None,
-            inner_extra: Map::new(),
+            inner_extra: Vec::new(),
             www_authenticate: false,
         }
     }
@@ -68,11 +68,11 @@ impl GraphError {
             "Please retry again later.",
         );
         error.retry_after = retry_after;
-        error.inner_extra.insert("code".into(), json!("429"));
-        error
-            .inner_extra
-            .insert("message".into(), json!("Please retry after"));
-        error.inner_extra.insert("status".into(), json!("429"));
+        error.inner_extra = vec![
+            ("code", "429"),
+            ("message", "Please retry after"),
+            ("status", "429"),
+        ];
         error
     }
 
@@ -108,7 +108,6 @@ pub(crate) struct AadError {
     pub aadsts: u32,
     /// The text after `AADSTSnnnn: ` and before the trace lines.
     pub description: String,
-    pub extra: Map<String, Value>,
 }
 
 impl AadError {
@@ -123,7 +122,6 @@ impl AadError {
             error: error.to_owned(),
             aadsts,
             description: description.into(),
-            extra: Map::new(),
         }
     }
 
@@ -190,7 +188,7 @@ fn render(pending: PendingError, ids: &RequestIds, sim: &Sim) -> Response {
         PendingError::Graph(error) => {
             let mut inner = Map::new();
             for (key, value) in &error.inner_extra {
-                inner.insert(key.clone(), value.clone());
+                inner.insert((*key).to_owned(), json!(value));
             }
             inner.insert("date".into(), json!(timefmt::inner_error_date(now)));
             inner.insert("request-id".into(), json!(ids.request_id));
@@ -225,7 +223,7 @@ fn render(pending: PendingError, ids: &RequestIds, sim: &Sim) -> Response {
                 "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
                 error.aadsts, error.description, ids.request_id, ids.client_request_id, timestamp
             );
-            let mut body = json!({
+            let body = json!({
                 "error": error.error,
                 "error_description": description,
                 "error_codes": [error.aadsts],
@@ -234,11 +232,6 @@ fn render(pending: PendingError, ids: &RequestIds, sim: &Sim) -> Response {
                 "correlation_id": ids.client_request_id,
                 "error_uri": format!("https://login.microsoftonline.com/error?code={}", error.aadsts),
             });
-            if let Value::Object(object) = &mut body {
-                for (key, value) in error.extra {
-                    object.insert(key, value);
-                }
-            }
             (error.status, axum::Json(body)).into_response()
         }
     }
@@ -348,10 +341,10 @@ pub(crate) async fn observe(State(sim): State<Sim>, request: Request, next: Next
     });
     // Delay after the handler ran and the request was logged: a client that times out now
     // leaves the side effects (a stored message) behind, like an ambiguous real timeout.
-    if let Some(f) = &fault {
-        if f.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
-        }
+    if let Some(f) = &fault
+        && f.delay_ms > 0
+    {
+        tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
     }
     response
 }

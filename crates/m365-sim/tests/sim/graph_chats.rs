@@ -2,7 +2,7 @@
 
 use m365_sim::{ScenarioUser, demo};
 use reqwest::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::support::{TestSim, demo_world, test_config};
 
@@ -159,7 +159,7 @@ async fn a_chat_the_caller_is_not_in_is_invisible_and_forbidden() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|c| c["id"] != Value::from(chat_id))
+            .all(|c| c["id"] != chat_id)
     );
     let forbidden = sim
         .graph_get(&format!("/v1.0/chats/{chat_id}/messages"), &token, "")
