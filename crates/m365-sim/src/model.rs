@@ -435,6 +435,9 @@ pub(crate) struct RequestLogEntry {
     pub client_request_id: String,
 }
 
+/// The request log keeps at most this many entries (a long demo run must not grow without bound).
+pub(crate) const REQUEST_LOG_CAP: usize = 10_000;
+
 /// Everything the simulator knows. One lock guards it; no handler awaits while holding it.
 #[derive(Debug, Default)]
 pub(crate) struct World {
@@ -664,7 +667,7 @@ impl World {
     }
 }
 
-fn stored_message_from_scenario(mut object: Map<String, Value>) -> StoredMessage {
+pub(crate) fn stored_message_from_scenario(mut object: Map<String, Value>) -> StoredMessage {
     let hosted = object
         .remove("hostedContents")
         .and_then(|v| v.as_array().cloned())

@@ -331,14 +331,21 @@ pub(crate) async fn observe(State(sim): State<Sim>, request: Request, next: Next
         }
     }
 
-    sim.world().requests.push(RequestLogEntry {
+    let entry = RequestLogEntry {
         method,
         path: path_and_query,
         status: response.status().as_u16(),
         time: sim.now(),
         request_id: ids.request_id.clone(),
         client_request_id: ids.client_request_id.clone(),
-    });
+    };
+    {
+        let mut world = sim.world();
+        if world.requests.len() >= crate::model::REQUEST_LOG_CAP {
+            world.requests.remove(0);
+        }
+        world.requests.push(entry);
+    }
     // Delay after the handler ran and the request was logged: a client that times out now
     // leaves the side effects (a stored message) behind, like an ambiguous real timeout.
     if let Some(f) = &fault

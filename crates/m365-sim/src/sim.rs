@@ -299,10 +299,8 @@ impl Sim {
                 raw
             }
         };
-        let message = StoredMessage {
-            object,
-            hosted: Vec::new(),
-        };
+        // A raw message may carry `hostedContents` (images), kept apart as in a scenario.
+        let message = crate::model::stored_message_from_scenario(object);
         let json = Value::Object(message.object.clone());
         if let Some(chat) = world.chat_mut(chat_id) {
             if chat.message(message.id()).is_some() {

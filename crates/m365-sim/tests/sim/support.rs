@@ -284,17 +284,22 @@ impl TestSim {
             )
             .await;
         assert!(chat.status.is_success(), "{}", chat.text);
+        crate::schema::assert_valid("microsoft.graph.chat", &chat.body);
         chat.body["id"].as_str().expect("chat id").to_owned()
     }
 
     pub async fn user_says(&self, chat: &str, user: &str, html: &str) -> Resp {
-        self.control_post(
-            &format!("/_sim/chats/{chat}/messages"),
-            &json!({"from": user, "html": html}),
-        )
-        .await
+        let posted = self
+            .control_post(
+                &format!("/_sim/chats/{chat}/messages"),
+                &json!({"from": user, "html": html}),
+            )
+            .await;
+        if posted.status == StatusCode::CREATED {
+            crate::schema::assert_valid("microsoft.graph.chatMessage", &posted.body);
+        }
+        posted
     }
-
     pub async fn advance(&self, seconds: i64) {
         let moved = self
             .control_post("/_sim/clock", &json!({"advance_secs": seconds}))
