@@ -35,6 +35,8 @@ pub struct AppState {
     pub base_url: Url,
     /// Login attempt limiter (per e-mail address and client IP).
     pub login_limiter: Arc<web::auth::LoginLimiter>,
+    /// The Teams connection: consent flow, sealed tokens, `active()` account for the workers.
+    pub teams: crate::bridge::connection::TeamsConnections,
 }
 
 impl axum::extract::FromRef<AppState> for Db {
@@ -62,6 +64,8 @@ pub enum AppError {
     },
     #[error("the public URL {url} cannot be used as a trusted origin")]
     PublicUrl { url: String },
+    #[error("cannot load the encryption key for stored Microsoft tokens")]
+    Keys(#[source] crate::bridge::vault::KeyError),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
 }
@@ -102,11 +106,21 @@ impl App {
             source,
         })?;
         let base_url = effective_base_url(&config, address);
+        // A missing, short or unreadable key stops the start with a message saying what to do.
+        let keys =
+            crate::bridge::vault::KeyRing::load(config.encryption_key.as_ref(), &config.data_dir)
+                .map_err(AppError::Keys)?;
+        let teams = crate::bridge::connection::TeamsConnections::new(
+            db.clone(),
+            Arc::new(keys),
+            crate::bridge::connection::ConnectionSettings::from_config(&config, &base_url),
+        );
         let state = AppState {
             db,
             config: Arc::new(config),
             base_url,
             login_limiter: Arc::new(web::auth::LoginLimiter::new()),
+            teams,
         };
         // Built here so that a bad public URL fails at start, not on the first request.
         let router = web::router(state.clone()).map_err(|_| AppError::PublicUrl {
@@ -196,6 +210,7 @@ fn spawn_background_workers(state: &AppState, tracker: &TaskTracker, shutdown: &
         state.db.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(state.teams.clone().run_keep_alive(shutdown.clone()));
 }
 
 /// The configured public URL, or `http://<address>` of the bound socket. A wildcard bind
