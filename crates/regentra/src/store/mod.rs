@@ -50,6 +50,7 @@ pub mod clients;
 pub mod contacts;
 pub mod entries;
 pub mod federation;
+pub mod outbox;
 pub mod poller;
 pub mod sessions;
 pub mod sql;

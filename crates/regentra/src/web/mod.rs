@@ -49,6 +49,7 @@ pub mod error;
 pub mod extract;
 pub mod security;
 pub mod session;
+pub mod teams;
 pub mod ui;
 
 use axum::Router;
@@ -110,12 +111,14 @@ fn ui_routes() -> Router<AppState> {
         .route("/clients/{id}/edit", get(ui::clients::edit_form))
         .route("/settings", get(ui::settings::settings_home))
         .route("/settings/integrations", get(ui::settings::integrations))
+        .merge(teams::ui_routes())
 }
 
 /// JSON API routes under `/api/v1`. Later areas merge their routers here.
 fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(api::routes())
+        .merge(teams::api_routes())
         .fallback(error::route_not_found)
 }
 

@@ -1,9 +1,8 @@
 //! Settings → Integrations: the "Chat Platforms" section with the Teams Chat Bridge card.
 //!
-//! The card is rendered only from a [`TeamsCardView`]. Today it is always
-//! [`TeamsCardView::not_connected`]; the connect flow (a later issue) builds the view from the
-//! connection state instead — replace the one line in [`integrations`] and add actions
-//! (`CardAction`) such as "Connect", "Disconnect", "Poll now", "Verify Client Federation".
+//! The card is rendered only from a [`TeamsCardView`], built from the connection state by
+//! `web::teams::card_view` (state, account, problem, connect/disconnect actions). Other parts
+//! add their own lines and actions (`CardAction`) such as "Poll now" to that view.
 //! The card is also its own template (`settings/teams_card.html`, root `#teams-card`) so an
 //! htmx action can swap it in place via [`TeamsCardFragment`].
 
@@ -33,6 +32,8 @@ pub struct TeamsCardView {
     pub problem: Option<String>,
     /// Buttons/links, in order.
     pub actions: Vec<CardAction>,
+    /// A non-blocking warning, e.g. "this looks like a personal account" (`#teams-hint`).
+    pub hint: Option<String>,
 }
 
 /// The Microsoft 365 support account the bridge uses.
@@ -68,6 +69,7 @@ impl TeamsCardView {
             details: Vec::new(),
             problem: None,
             actions: Vec::new(),
+            hint: None,
         }
     }
 }
@@ -93,7 +95,7 @@ pub async fn settings_home() -> Redirect {
 
 /// `GET /settings/integrations`.
 pub async fn integrations(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     signed_in: SignedIn,
 ) -> WebResult<Html<String>> {
     let page = IntegrationsPage {
@@ -104,7 +106,7 @@ pub async fn integrations(
             &signed_in.session,
         )
         .await,
-        teams: TeamsCardView::not_connected(),
+        teams: crate::web::teams::card_view(&state, &signed_in.session).await?,
     };
     Ok(Html(page.render()?))
 }
