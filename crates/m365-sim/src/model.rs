@@ -712,3 +712,88 @@ pub(crate) fn member_json(user: &User, chat_id: &str) -> Value {
         "tenantId": user.tenant_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    fn world() -> World {
+        let mut world = World::default();
+        world.load(&demo::demo_scenario("http://127.0.0.1:1/cb"));
+        world
+    }
+
+    fn federate(world: &World, a: &str, b: &str) -> bool {
+        let (Some(a), Some(b)) = (world.user(a), world.user(b)) else {
+            panic!("demo users exist")
+        };
+        world.can_federate(a, b)
+    }
+
+    #[test]
+    fn federation_needs_both_tenants_to_allow_the_other_domain() {
+        let mut world = world();
+        assert!(federate(
+            &world,
+            demo::CONTOSO_USER_1_ID,
+            demo::SUPPORT_USER_ID
+        ));
+        assert!(
+            !federate(&world, demo::FABRIKAM_USER_ID, demo::SUPPORT_USER_ID),
+            "Fabrikam blocks all"
+        );
+        assert!(
+            federate(&world, demo::SUPPORT_USER_ID, demo::STAFF_USER_ID),
+            "same tenant always"
+        );
+
+        let msp = world
+            .tenant_mut(demo::MSP_TENANT_ID)
+            .map(|t| &mut t.external_access);
+        *msp.unwrap_or_else(|| panic!("MSP tenant")) = ExternalAccess {
+            mode: ExternalAccessMode::BlockList,
+            allowed_domains: vec![],
+            blocked_domains: vec!["CONTOSO.example".into()],
+        };
+        assert!(
+            !federate(&world, demo::CONTOSO_USER_1_ID, demo::SUPPORT_USER_ID),
+            "block list, case-insensitive"
+        );
+
+        let msp = world
+            .tenant_mut(demo::MSP_TENANT_ID)
+            .map(|t| &mut t.external_access);
+        *msp.unwrap_or_else(|| panic!("MSP tenant")) = ExternalAccess {
+            mode: ExternalAccessMode::AllowList,
+            allowed_domains: vec![demo::CONTOSO_DOMAIN.into()],
+            blocked_domains: vec![],
+        };
+        assert!(federate(
+            &world,
+            demo::CONTOSO_USER_1_ID,
+            demo::SUPPORT_USER_ID
+        ));
+        assert!(!federate(
+            &world,
+            demo::FABRIKAM_USER_ID,
+            demo::SUPPORT_USER_ID
+        ));
+    }
+
+    #[test]
+    fn throttle_window_refuses_until_the_window_passes() {
+        let mut world = World::default();
+        let start = time::macros::datetime!(2026-03-02 09:00:00 UTC);
+        let limit = Some(RateLimit::per_second(1));
+        assert_eq!(world.throttle("k".into(), limit, start), Ok(()));
+        assert_eq!(
+            world.throttle("k".into(), limit, start + time::Duration::milliseconds(200)),
+            Err(1)
+        );
+        assert_eq!(
+            world.throttle("k".into(), limit, start + time::Duration::SECOND),
+            Ok(())
+        );
+    }
+}
