@@ -469,7 +469,7 @@ mod tests {
             None,
         );
         assert_eq!(card.state_label, "Connected");
-        assert_eq!(card.account.unwrap().email, "support@northwind-it.example");
+        assert_eq!(card.account.as_ref().unwrap().email, "support@northwind-it.example");
         assert_eq!(action_ids(&card), ["teams-connect", "teams-disconnect"]);
     }
 
@@ -497,7 +497,7 @@ mod tests {
                 ),
             }),
         );
-        assert!(card.problem.unwrap().contains("only lets administrators"));
+        assert!(card.problem.as_ref().unwrap().contains("only lets administrators"));
         assert_eq!(action_ids(&card), ["teams-connect", "teams-admin-consent"]);
         assert!(card.actions[1].href.contains("/v2.0/adminconsent"));
     }
