@@ -47,6 +47,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod federation;
 pub mod security;
 pub mod session;
 pub mod teams;
@@ -112,6 +113,7 @@ fn ui_routes() -> Router<AppState> {
         .route("/settings", get(ui::settings::settings_home))
         .route("/settings/integrations", get(ui::settings::integrations))
         .merge(teams::ui_routes())
+        .merge(federation::ui_routes())
 }
 
 /// JSON API routes under `/api/v1`. Later areas merge their routers here.
@@ -119,6 +121,7 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(api::routes())
         .merge(teams::api_routes())
+        .merge(federation::api_routes())
         .fallback(error::route_not_found)
 }
 

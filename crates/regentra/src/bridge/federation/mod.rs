@@ -9,6 +9,7 @@
 //! * [`import`]: parses `Get-CsTenantFederationConfiguration | ConvertTo-Json` into
 //!   [`MspFederationSettings`], or a clear [`ImportError`] (the caller keeps the old settings).
 //! * [`rules`]: [`verdict`] — the precedence of the rules is documented there.
+//! * [`check`]: runs the check for every client (lookups, evidence, storing the verdicts).
 //! * [`powershell`]: the remediation text — PowerShell, Teams admin center steps, and the message
 //!   for the client's administrator.
 //!
@@ -17,6 +18,7 @@
 //! and stores the result. This module must never claim Connected without a received message, nor
 //! name a blocking side it cannot see.
 
+pub mod check;
 pub mod import;
 pub mod powershell;
 pub mod rules;

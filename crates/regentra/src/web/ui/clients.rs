@@ -23,8 +23,12 @@ pub struct ClientRowView {
     pub name: String,
     pub tenant_id: Option<String>,
     pub domains: Vec<String>,
-    /// Last Verify Client Federation verdict; "—" until the federation check exists.
+    /// Last Verify Client Federation verdict with its time, e.g. "Blocked · 2026-03-02 09:00 UTC".
     pub federation: String,
+    /// `connected`, `blocked`, `unknown` or `not_checked` (badge class `state-<status>`).
+    pub federation_status: &'static str,
+    /// The deciding reason of the last verdict, if checked.
+    pub federation_reason: Option<String>,
 }
 
 impl From<&Client> for ClientRowView {
@@ -34,7 +38,9 @@ impl From<&Client> for ClientRowView {
             name: client.name.to_string(),
             tenant_id: client.entra_tenant_id.as_ref().map(ToString::to_string),
             domains: client.domains.iter().map(ToString::to_string).collect(),
-            federation: "—".to_owned(),
+            federation: "Not checked".to_owned(),
+            federation_status: "not_checked",
+            federation_reason: None,
         }
     }
 }
@@ -116,7 +122,23 @@ async fn render_list(
     form: ClientFormView,
     status: StatusCode,
 ) -> WebResult<Response> {
-    let clients = store::clients::list(&mut *state.db.acquire().await?).await?;
+    let mut conn = state.db.acquire().await?;
+    let clients = store::clients::list(&mut conn).await?;
+    let federation = store::federation::last_checks(&mut conn).await?;
+    drop(conn);
+    let rows = clients
+        .iter()
+        .map(|client| {
+            let check = federation.get(&client.id);
+            let (status, label) = crate::web::federation::client_list_status(check);
+            ClientRowView {
+                federation: label,
+                federation_status: status,
+                federation_reason: check.and_then(|check| check.result.reasons.first().cloned()),
+                ..ClientRowView::from(client)
+            }
+        })
+        .collect();
     let page = ClientListPage {
         layout: Layout::new(
             "Clients",
@@ -125,7 +147,7 @@ async fn render_list(
             &signed_in.session,
         )
         .await,
-        clients: clients.iter().map(ClientRowView::from).collect(),
+        clients: rows,
         form,
     };
     Ok((status, Html(page.render()?)).into_response())

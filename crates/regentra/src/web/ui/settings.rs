@@ -79,6 +79,8 @@ impl TeamsCardView {
 pub struct IntegrationsPage {
     pub layout: Layout,
     pub teams: TeamsCardView,
+    /// Verify Client Federation, shown under the card (`settings/federation.html`).
+    pub federation: crate::web::federation::FederationPanelView,
 }
 
 /// The card alone, for htmx swaps of `#teams-card`.
@@ -107,6 +109,7 @@ pub async fn integrations(
         )
         .await,
         teams: crate::web::teams::card_view(&state, &signed_in.session).await?,
+        federation: crate::web::federation::panel_view(&state).await?,
     };
     Ok(Html(page.render()?))
 }
