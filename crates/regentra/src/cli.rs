@@ -15,6 +15,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+mod keys;
+
 use crate::app::App;
 use crate::config::{Config, ConfigFlags, StorageFlags};
 use crate::store;
@@ -44,6 +46,9 @@ pub enum Command {
     /// Administration: technicians and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Encryption keys of stored secrets (Teams tokens): `keys rotate`.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +108,7 @@ impl Command {
     pub fn config_flags(&self) -> ConfigFlags {
         match self {
             Command::Serve(args) => args.config.clone(),
+            Command::Keys(command) => command.config_flags(),
             Command::Admin(AdminCommand::CreateTechnician(args)) => ConfigFlags {
                 storage: args.storage.clone(),
                 ..Default::default()
@@ -119,6 +125,7 @@ impl Command {
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => serve(config).await,
+        Command::Keys(command) => keys::run(config, command).await,
         Command::Admin(AdminCommand::CreateTechnician(args)) => {
             create_technician(config, args).await
         }
