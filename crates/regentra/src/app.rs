@@ -37,6 +37,8 @@ pub struct AppState {
     pub login_limiter: Arc<web::auth::LoginLimiter>,
     /// The Teams connection: consent flow, sealed tokens, `active()` account for the workers.
     pub teams: crate::bridge::connection::TeamsConnections,
+    /// Wakes the outbox worker after a reply (or a retry) is committed.
+    pub outbox: crate::bridge::outbox::OutboxWaker,
 }
 
 impl axum::extract::FromRef<AppState> for Db {
@@ -121,6 +123,7 @@ impl App {
             base_url,
             login_limiter: Arc::new(web::auth::LoginLimiter::new()),
             teams,
+            outbox: crate::bridge::outbox::OutboxWaker::new(),
         };
         // Built here so that a bad public URL fails at start, not on the first request.
         let router = web::router(state.clone()).map_err(|_| AppError::PublicUrl {
@@ -211,6 +214,14 @@ fn spawn_background_workers(state: &AppState, tracker: &TaskTracker, shutdown: &
         shutdown.clone(),
     ));
     tracker.spawn(state.teams.clone().run_keep_alive(shutdown.clone()));
+    // Delivers replies to Teams; drains what was queued while Regentra was down.
+    let outbox = crate::bridge::outbox::Outbox::new(
+        state.db.clone(),
+        Arc::new(state.teams.clone()),
+        state.outbox.clone(),
+        crate::bridge::outbox::OutboxSettings::default(),
+    );
+    tracker.spawn(Arc::new(outbox).run(shutdown.clone()));
 }
 
 /// The configured public URL, or `http://<address>` of the bound socket. A wildcard bind

@@ -4,4 +4,5 @@ pub mod connection;
 pub mod content;
 pub mod federation;
 pub mod ingest;
+pub mod outbox;
 pub mod vault;

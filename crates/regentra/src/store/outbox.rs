@@ -475,21 +475,25 @@ pub async fn mark_failed(
     Ok(result.rows_affected() == 1)
 }
 
-/// Gives the row back without an attempt (e.g. the account needs reconnecting): still pending,
-/// due at once, lease cleared. `false` when `owner` no longer holds it.
+/// Gives the row back (e.g. the account needs reconnecting): still pending, due at once, lease
+/// cleared, `error` shown meanwhile. `false` when `owner` no longer holds it.
 pub async fn release(
     conn: &mut AnyConnection,
     id: i64,
     owner: &str,
     error: Option<&str>,
+    outcome: AttemptOutcome,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "UPDATE outbox SET lease_owner = NULL, lease_until = NULL, \
-           last_error = COALESCE($1, last_error), updated_at = $2 \
-         WHERE id = $3 AND lease_owner = $4 AND state = 'pending'",
+           last_error = COALESCE($1, last_error), \
+           attempt_started_at = CASE WHEN $2 = 1 THEN attempt_started_at ELSE NULL END, \
+           updated_at = $3 \
+         WHERE id = $4 AND lease_owner = $5 AND state = 'pending'",
     )
     .bind(error.map(str::to_owned))
+    .bind(i64::from(outcome == AttemptOutcome::Unknown))
     .bind(to_ms(now))
     .bind(id)
     .bind(owner)

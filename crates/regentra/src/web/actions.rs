@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::app::AppState;
 use crate::store;
-use crate::tickets::{ClientId, Entry, NewTicket, Technician, Ticket, TicketId};
+use crate::tickets::{ClientId, Entry, EntryId, NewTicket, Technician, Ticket, TicketId};
 use crate::web::error::WebError;
 
 /// Longest reply/note text accepted, in characters (a Teams message allows about 28 KB).
@@ -52,12 +52,39 @@ pub async fn add_entry(
                 "This ticket has no Teams chat to reply in (it was created by hand). Add an internal note instead.",
             ));
         }
-        store::entries::add_reply(&mut tx, ticket.id, technician.id, text, now).await?
+        let reply = store::entries::add_reply(&mut tx, ticket.id, technician.id, text, now).await?;
+        // Same transaction: a reply is never stored without its outbox row, nor the reverse.
+        crate::bridge::outbox::enqueue_reply(&mut tx, &reply, now).await?
     };
     tx.commit().await?;
+    if !internal {
+        state.outbox.wake();
+    }
     tracing::info!(
         ticket.id = %ticket.id, entry.id = %entry.id, technician.id = %technician.id,
         "{} added to ticket #{}", if internal { "note" } else { "reply" }, ticket.number
+    );
+    Ok(entry)
+}
+
+/// The ticket's Retry button: puts a reply that failed to reach Teams back into the queue and
+/// wakes the outbox. 404 when the entry is not on this ticket; 422 when it is not a failed reply.
+pub async fn retry_delivery(
+    state: &AppState,
+    ticket_id: TicketId,
+    entry_id: EntryId,
+    technician: &Technician,
+    now: OffsetDateTime,
+) -> Result<Entry, WebError> {
+    let entry = store::entries::get(&mut *state.db.acquire().await?, entry_id).await?;
+    if entry.ticket_id != ticket_id {
+        return Err(WebError::not_found("This reply"));
+    }
+    let entry = crate::bridge::outbox::retry_reply(&state.db, entry_id, now).await?;
+    state.outbox.wake();
+    tracing::info!(
+        ticket.id = %ticket_id, entry.id = %entry_id, technician.id = %technician.id,
+        "reply queued again for Teams"
     );
     Ok(entry)
 }

@@ -104,6 +104,10 @@ fn ui_routes() -> Router<AppState> {
         .route("/tickets/{id}/status", post(ui::tickets::change_status))
         .route("/tickets/{id}/replies", post(ui::tickets::add_reply))
         .route(
+            "/tickets/{id}/replies/{entry}/retry",
+            post(ui::tickets::retry_delivery),
+        )
+        .route(
             "/tickets/{id}/assign-tenant",
             post(ui::tickets::assign_tenant),
         )

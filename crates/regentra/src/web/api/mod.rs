@@ -32,6 +32,10 @@ pub fn routes() -> Router<AppState> {
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/{id}", get(tickets::get).patch(tickets::update))
         .route("/tickets/{id}/replies", post(tickets::add_reply))
+        .route(
+            "/tickets/{id}/replies/{entry}/retry",
+            post(tickets::retry_delivery),
+        )
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get).patch(clients::update))
 }

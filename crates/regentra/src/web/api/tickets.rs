@@ -335,3 +335,23 @@ pub async fn add_reply(
     .await?;
     Ok((StatusCode::CREATED, Json(EntryJson::from(&entry))))
 }
+
+/// `POST /api/v1/tickets/{id}/replies/{entry}/retry` → the reply, queued again for Teams.
+/// 422 when the reply has not failed (queued or already sent); 404 when it is not on the ticket.
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((id, entry)): Path<(String, String)>,
+) -> WebResult<Json<EntryJson>> {
+    let id = parse_ticket_id(&id)?;
+    let entry = crate::tickets::EntryId::parse(&entry).map_err(|_| WebError::not_found("Reply"))?;
+    let entry = actions::retry_delivery(
+        &state,
+        id,
+        entry,
+        &caller.technician,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Json(EntryJson::from(&entry)))
+}

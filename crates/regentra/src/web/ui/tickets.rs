@@ -110,6 +110,9 @@ impl From<&Ticket> for TicketHeaderView {
 pub struct ConversationView {
     pub ticket_id: String,
     pub entries: Vec<EntryView>,
+    /// htmx refresh interval: fast while a reply is still queued for Teams, so its delivery
+    /// state changes in front of the technician, slow otherwise.
+    pub refresh_secs: u32,
 }
 
 /// One timeline entry.
@@ -194,9 +197,16 @@ impl From<&Entry> for EntryView {
 
 impl ConversationView {
     fn of(detail: &TicketDetail) -> ConversationView {
+        let any_queued = detail.entries.iter().any(|entry| {
+            entry
+                .delivery
+                .as_ref()
+                .is_some_and(|delivery| delivery.state == DeliveryState::Queued)
+        });
         ConversationView {
             ticket_id: detail.ticket.id.to_string(),
             entries: detail.entries.iter().map(EntryView::from).collect(),
+            refresh_secs: if any_queued { 2 } else { 15 },
         }
     }
 }
@@ -506,6 +516,38 @@ pub async fn add_reply(
     match outcome {
         Ok(_) if internal => flash_ok(&signed_in.session, "Internal note added.").await,
         Ok(_) => flash_ok(&signed_in.session, "Reply queued for Teams.").await,
+        Err(err)
+            if err.status().is_client_error()
+                && err.status() != axum::http::StatusCode::NOT_FOUND =>
+        {
+            flash_error(&signed_in.session, err.message().to_owned()).await;
+        }
+        Err(err) => return Err(err),
+    }
+    Ok(Redirect::to(&back).into_response())
+}
+
+/// `POST /tickets/{id}/replies/{entry}/retry`: the Retry button of a reply that failed to reach
+/// Teams.
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path((id, entry)): Path<(String, String)>,
+) -> WebResult<Response> {
+    let id = parse_ticket_id(&id)?;
+    let entry =
+        crate::tickets::EntryId::parse(&entry).map_err(|_| WebError::not_found("This reply"))?;
+    let back = format!("/tickets/{id}#entry-{entry}");
+    match crate::web::actions::retry_delivery(
+        &state,
+        id,
+        entry,
+        &signed_in.technician,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    {
+        Ok(_) => flash_ok(&signed_in.session, "Reply queued again for Teams.").await,
         Err(err)
             if err.status().is_client_error()
                 && err.status() != axum::http::StatusCode::NOT_FOUND =>
