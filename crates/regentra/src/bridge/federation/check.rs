@@ -182,20 +182,22 @@ fn describe_request_error(error: reqwest::Error) -> String {
     }
 }
 
+/// The words the outbox (`bridge::outbox::classify`) puts into a reply's delivery error when
+/// Teams answers a plain 403 to a send, which is what a federation (external access) block
+/// looks like: "Teams refused: this client's organisation blocks external chat with us (or the
+/// support user is no longer in this chat). …". A test in `check/tests.rs` runs the outbox's
+/// classifier so the two cannot drift apart.
+pub const FEDERATION_REFUSAL_MARKER: &str = "blocks external chat with us";
+
 /// Whether a stored delivery error is Teams refusing the message because of federation
-/// (external access), as opposed to throttling, a server error or a deleted chat.
+/// (external access), as opposed to throttling, a missing permission, a deleted chat …
 ///
-/// Graph does not document the response to a federation-blocked send (graph-facts §7, §12);
-/// what is observed is `403 Forbidden` on a chat with a member of another tenant. The outbox
-/// (issue 7) stores the error text on the reply; this matches the marker it writes for that case
-/// and, for errors stored before it did, a 403 in the text.
-// TODO(issue 7): match only the outbox's own federation marker once it is settled.
+/// Graph does not document the response to a federation-blocked send (graph-facts §7, §12); a
+/// plain 403 on a chat with a member of another tenant is what is observed, and the outbox
+/// words it with [`FEDERATION_REFUSAL_MARKER`] (also when it gave up after retries, since the
+/// last reason is quoted then).
 pub fn is_federation_refusal(error: &str) -> bool {
-    let lower = error.to_ascii_lowercase();
-    lower.contains("federation")
-        || lower.contains("external access")
-        || lower.contains("403")
-        || lower.contains("forbidden")
+    error.contains(FEDERATION_REFUSAL_MARKER)
 }
 
 /// The verdict for one client, as stored and shown; serialises as the API row (ARCHITECTURE

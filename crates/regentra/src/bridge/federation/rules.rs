@@ -10,8 +10,8 @@
 //!    none) → **Connected**, with the message's date: a message only gets through when both
 //!    tenants allow it. Exception: imported MSP settings that block the client and were imported
 //!    *after* that message are newer evidence, so rule 5 decides.
-//! 4. The last federation-type failed send is newer than any message from the client →
-//!    **Blocked**. The side is the MSP when its imported settings block the client, the client
+//! 4. The last federation-type failed send is newer than any message from the client and than
+//!    any reply Teams accepted (then it is the latest send) → **Blocked**. The side is the MSP when its imported settings block the client, the client
 //!    when those settings allow every client domain (then the MSP side is ruled out, as far as
 //!    settings go), and unnamed otherwise ("one of the two tenants").
 //! 5. The MSP's imported settings block every client domain → **Blocked**, MSP side, naming the
@@ -249,11 +249,15 @@ pub fn verdict(input: &ClientEvidence<'_>) -> FederationResult {
         }
     }
 
-    // Rule 4: the last federation refusal is newer than any message from the client.
+    // Rule 4: the last federation refusal is newer than any message from the client, and no
+    // reply was accepted since (then the latest send did not fail).
     if let Some(failure) = federation_failure
         && input
             .last_inbound_at
             .is_none_or(|inbound| failure.at >= inbound)
+        && input
+            .last_delivered_reply_at
+            .is_none_or(|accepted| failure.at >= accepted)
     {
         return context.blocked_by_refused_send(failure, notes);
     }
@@ -434,6 +438,7 @@ impl Context<'_, '_> {
             ));
         }
         reasons.extend(self.non_federation_failure_note());
+        reasons.extend(self.superseded_refusal_note());
         if let Some(replied) = self.input.last_delivered_reply_at {
             reasons.push(format!(
                 "A reply to {client} was accepted by Teams {}, but Teams does not confirm \
@@ -482,6 +487,22 @@ impl Context<'_, '_> {
                 self.client,
                 when(failure.at),
                 one_line(&failure.message)
+            )
+        })
+    }
+
+    /// A federation refusal followed by an accepted reply (so rule 4 did not decide).
+    fn superseded_refusal_note(&self) -> Option<String> {
+        let failure = self.input.last_failed_send.as_ref()?;
+        let accepted = self.input.last_delivered_reply_at?;
+        (failure.federation_type && accepted > failure.at).then(|| {
+            format!(
+                "A send to {} was refused {} ({}), but a later reply was accepted {}: the block \
+                 may have been lifted since.",
+                self.client,
+                when(failure.at),
+                one_line(&failure.message),
+                when(accepted)
             )
         })
     }
@@ -1195,6 +1216,30 @@ mod tests {
                 .1
                 .contains("Set-CsTenantFederationConfiguration -AllowFederatedUsers $true\n")
         );
+    }
+
+    #[test]
+    fn a_refusal_followed_by_an_accepted_reply_is_not_the_latest_send() {
+        let result = verdict(&ClientEvidence {
+            last_failed_send: Some(federation_refusal(datetime!(2026-03-02 09:00 UTC))),
+            last_delivered_reply_at: Some(datetime!(2026-03-02 10:00 UTC)),
+            ..evidence()
+        });
+        assert_eq!(result.status, FederationStatus::Unknown);
+        assert!(result.reasons.contains(
+            &"A send to Contoso was refused on 2026-03-02 09:00 UTC (400 Bad Request), but a \
+              later reply was accepted on 2026-03-02 10:00 UTC: the block may have been lifted \
+              since."
+                .to_owned()
+        ));
+
+        // A refusal after the accepted reply is still the latest send.
+        let result = verdict(&ClientEvidence {
+            last_failed_send: Some(federation_refusal(datetime!(2026-03-02 11:00 UTC))),
+            last_delivered_reply_at: Some(datetime!(2026-03-02 10:00 UTC)),
+            ..evidence()
+        });
+        assert_eq!(result.status, FederationStatus::Blocked);
     }
 
     // Rule 5: the MSP's own settings.

@@ -164,10 +164,19 @@ fn other_answers_are_failed_lookups_that_say_what_came_back() {
 #[test]
 fn federation_refusals_are_told_from_other_send_failures() {
     assert!(is_federation_refusal(
-        "Teams refused the message (403 Forbidden)"
+        "Teams refused: this client's organisation blocks external chat with us (or the support \
+         user is no longer in this chat). Run Verify Client Federation, then press Retry"
     ));
     assert!(!is_federation_refusal(
-        "Microsoft Graph is throttling (429 Too Many Requests); retrying"
+        "Teams refused: the support account lacks the permission to send chat messages \
+         (ChatMessage.Send). Reconnect it under Settings → Integrations and accept the \
+         permissions, then press Retry"
     ));
-    assert!(!is_federation_refusal("The chat no longer exists (404)"));
+    assert!(!is_federation_refusal(
+        "Teams could not find this chat: it was deleted or the support user lost access to it"
+    ));
+    assert!(!is_federation_refusal(
+        "gave up after 8 attempts (Microsoft Teams could not be reached; trying again shortly); \
+         press Retry to try again"
+    ));
 }
