@@ -177,6 +177,43 @@ pub struct HostedContentBytes {
 #[derive(Clone)]
 pub struct GraphClient {
     inner: Arc<Inner>,
+    /// Where this handle counts its requests (see [`GraphClient::counting_into`]).
+    counter: Option<Arc<RequestCounter>>,
+}
+
+/// Counts the HTTP requests a [`GraphClient`] handle sends (every attempt, retries included) and
+/// how many of them Graph answered with 429/503 (throttled). Shared by clones of the handle.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    requests: std::sync::atomic::AtomicU64,
+    throttled: std::sync::atomic::AtomicU64,
+}
+
+impl RequestCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests sent so far (each retry counts).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Answers that were 429 Too Many Requests or 503 Service Unavailable.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_request(&self) {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn count_throttled(&self) {
+        self.throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 struct Inner {
@@ -298,7 +335,17 @@ impl GraphClient {
                 tokens: token_source,
                 sleeper,
             }),
+            counter: None,
         })
+    }
+
+    /// A handle on the same client (same connection pool and token source) that counts every
+    /// request it sends into `counter` — e.g. one poll cycle's Graph requests and throttles.
+    pub fn counting_into(&self, counter: Arc<RequestCounter>) -> GraphClient {
+        GraphClient {
+            inner: Arc::clone(&self.inner),
+            counter: Some(counter),
+        }
     }
 
     /// The configuration in use.
@@ -634,6 +681,9 @@ impl GraphClient {
                 request = request.json(body);
             }
             let attempt_started = Instant::now();
+            if let Some(counter) = &self.counter {
+                counter.count_request();
+            }
             let outcome = request.send().await;
             let response = match outcome {
                 Ok(response) => response,
@@ -741,6 +791,11 @@ impl GraphClient {
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT => {
                     let throttled = status == StatusCode::TOO_MANY_REQUESTS;
+                    if let Some(counter) = &self.counter
+                        && status != StatusCode::GATEWAY_TIMEOUT
+                    {
+                        counter.count_throttled();
+                    }
                     // A throttled request was not processed, so even a POST may be repeated;
                     // a 503/504 on a POST may have been processed.
                     if !throttled && !repeatable {

@@ -18,7 +18,8 @@ pub mod retry;
 
 pub use client::{
     ChatPage, ChatPager, GraphClient, GraphConfig, HostedContentBytes, HostedContentRef,
-    IncompleteReason, MembersListing, MessagesListing, StaticTokenSource, TokenSource,
+    IncompleteReason, MembersListing, MessagesListing, RequestCounter, StaticTokenSource,
+    TokenSource,
 };
 pub use error::{Error, RequestIds};
 pub use retry::{RetryPolicy, Sleeper, TokioSleeper};

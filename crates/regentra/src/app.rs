@@ -37,6 +37,8 @@ pub struct AppState {
     pub login_limiter: Arc<web::auth::LoginLimiter>,
     /// The Teams connection: consent flow, sealed tokens, `active()` account for the workers.
     pub teams: crate::bridge::connection::TeamsConnections,
+    /// Runs Teams poll cycles (the scheduler, `POST …/teams/poll`) and holds their metrics.
+    pub poller: crate::bridge::poller::Poller,
     /// Wakes the outbox worker after a reply (or a retry) is committed.
     pub outbox: crate::bridge::outbox::OutboxWaker,
 }
@@ -117,12 +119,19 @@ impl App {
             Arc::new(keys),
             crate::bridge::connection::ConnectionSettings::from_config(&config, &base_url),
         );
+        let poller = crate::bridge::poller::Poller::new(
+            db.clone(),
+            Some(teams.clone()),
+            crate::bridge::poller::PollerSettings::from_config(&config),
+            Arc::new(crate::bridge::metrics::PollMetrics::new()),
+        );
         let state = AppState {
             db,
             config: Arc::new(config),
             base_url,
             login_limiter: Arc::new(web::auth::LoginLimiter::new()),
             teams,
+            poller,
             outbox: crate::bridge::outbox::OutboxWaker::new(),
         };
         // Built here so that a bad public URL fails at start, not on the first request.
@@ -214,6 +223,12 @@ fn spawn_background_workers(state: &AppState, tracker: &TaskTracker, shutdown: &
         shutdown.clone(),
     ));
     tracker.spawn(state.teams.clone().run_keep_alive(shutdown.clone()));
+    // Polls the connected Teams account every REGENTRA_POLL_INTERVAL and right after connecting.
+    tracker.spawn(crate::bridge::poller::run(
+        state.poller.clone(),
+        state.teams.clone(),
+        shutdown.clone(),
+    ));
     // Delivers replies to Teams; drains what was queued while Regentra was down.
     let outbox = crate::bridge::outbox::Outbox::new(
         state.db.clone(),

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 mod keys;
 
+mod poll;
+
 use crate::app::App;
 use crate::config::{Config, ConfigFlags, StorageFlags};
 use crate::store;
@@ -46,6 +48,8 @@ pub enum Command {
     /// Administration: technicians and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Run one Teams poll cycle now (`--once`) and print its summary (`--json` for JSON).
+    Poll(poll::PollArgs),
     /// Encryption keys of stored secrets (Teams tokens): `keys rotate`.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -108,6 +112,7 @@ impl Command {
     pub fn config_flags(&self) -> ConfigFlags {
         match self {
             Command::Serve(args) => args.config.clone(),
+            Command::Poll(args) => args.config.clone(),
             Command::Keys(command) => command.config_flags(),
             Command::Admin(AdminCommand::CreateTechnician(args)) => ConfigFlags {
                 storage: args.storage.clone(),
@@ -125,6 +130,7 @@ impl Command {
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => serve(config).await,
+        Command::Poll(args) => poll::run(config, args).await,
         Command::Keys(command) => keys::run(config, command).await,
         Command::Admin(AdminCommand::CreateTechnician(args)) => {
             create_technician(config, args).await

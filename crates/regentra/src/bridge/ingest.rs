@@ -834,6 +834,9 @@ pub fn hosted_content_ids(url: &str) -> Option<(String, String, String)> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -4,5 +4,7 @@ pub mod connection;
 pub mod content;
 pub mod federation;
 pub mod ingest;
+pub mod metrics;
+pub mod poller;
 pub mod outbox;
 pub mod vault;

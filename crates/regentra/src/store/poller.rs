@@ -99,7 +99,8 @@ pub struct DueDownload {
 }
 
 /// The account row, created on first sight with the watermark at `history_start` (connect
-/// time minus the backfill): history before it is never listed.
+/// time minus the backfill): history before it is never listed. The first daily sweep is due a
+/// day after creation (there is nothing to re-read before).
 pub async fn ensure_account(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -107,8 +108,8 @@ pub async fn ensure_account(
     now: OffsetDateTime,
 ) -> Result<AccountState, StoreError> {
     sqlx::query(
-        "INSERT INTO poll_accounts (account_id, history_start, watermark, created_at) \
-         VALUES ($1, $2, $2, $3) ON CONFLICT (account_id) DO NOTHING",
+        "INSERT INTO poll_accounts (account_id, history_start, watermark, last_sweep_at, \
+           created_at) VALUES ($1, $2, $2, $3, $3) ON CONFLICT (account_id) DO NOTHING",
     )
     .bind(account_id)
     .bind(to_ms(history_start))

@@ -47,6 +47,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod poller;
 pub mod federation;
 pub mod security;
 pub mod session;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Result<Router, tower_http::csrf::ConfigError> 
         .merge(ui)
         .nest("/api/v1", api_routes())
         .route("/healthz", get(healthz))
+        .route("/metrics", get(poller::metrics))
         .route("/assets/{*path}", get(assets::serve_asset))
         .fallback(error::route_not_found)
         .layer(from_fn(error::render_html_errors))
@@ -125,6 +127,7 @@ fn api_routes() -> Router<AppState> {
     Router::new()
         .merge(api::routes())
         .merge(teams::api_routes())
+        .merge(poller::api_routes())
         .merge(federation::api_routes())
         .fallback(error::route_not_found)
 }
