@@ -106,6 +106,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         doc: "Microsoft Graph base URL (the simulator in demo/tests)",
     },
     SettingDoc {
+        env: ENV_GRAPH_TIMEOUT,
+        flag: Some("--graph-timeout"),
+        default: "30s",
+        doc: "Longest wait for one Microsoft Graph request; a send that times out is checked in the chat before it is retried",
+    },
+    SettingDoc {
         env: ENV_POLL_INTERVAL,
         flag: Some("--poll-interval"),
         default: "5m",
@@ -144,6 +150,7 @@ pub const ENV_MS_TENANT: &str = "REGENTRA_MS_TENANT";
 pub const ENV_MS_AUTHORITY: &str = "REGENTRA_MS_AUTHORITY";
 pub const ENV_GRAPH_URL: &str = "REGENTRA_GRAPH_URL";
 pub const ENV_POLL_INTERVAL: &str = "REGENTRA_POLL_INTERVAL";
+pub const ENV_GRAPH_TIMEOUT: &str = "REGENTRA_GRAPH_TIMEOUT";
 pub const ENV_BACKFILL_HOURS: &str = "REGENTRA_BACKFILL_HOURS";
 pub const ENV_IGNORE_OWN_TENANT: &str = "REGENTRA_IGNORE_OWN_TENANT";
 /// The vault owns the name of its key variable; config only validates the value.
@@ -158,6 +165,7 @@ const DEFAULT_MS_TENANT: &str = "organizations";
 const DEFAULT_MS_AUTHORITY: &str = "https://login.microsoftonline.com";
 const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_GRAPH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Validated configuration of one Regentra process. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -221,6 +229,8 @@ pub struct MicrosoftConfig {
     pub authority: Url,
     /// Graph base URL.
     pub graph_url: Url,
+    /// Whole-request timeout of one Graph call.
+    pub graph_timeout: Duration,
     /// Time between poll cycles.
     pub poll_interval: Duration,
     /// Hours of chat history imported on connect (0 = none, ARCHITECTURE §5.3).
@@ -259,6 +269,9 @@ pub struct ConfigFlags {
     /// Microsoft Graph base URL [env: REGENTRA_GRAPH_URL] [default: https://graph.microsoft.com]
     #[arg(long, value_name = "URL")]
     pub graph_url: Option<String>,
+    /// Longest wait for one Microsoft Graph request, e.g. 30s [env: REGENTRA_GRAPH_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub graph_timeout: Option<String>,
     /// Time between Teams poll cycles, e.g. 10s, 5m [env: REGENTRA_POLL_INTERVAL] [default: 5m]
     #[arg(long, value_name = "DURATION")]
     pub poll_interval: Option<String>,
@@ -498,6 +511,14 @@ impl Config {
             None => default_url(DEFAULT_GRAPH_URL),
             Some(raw) => raw.parse_url()?,
         };
+        let graph_timeout = match sources.get(
+            Some("--graph-timeout"),
+            &flags.graph_timeout,
+            ENV_GRAPH_TIMEOUT,
+        )? {
+            None => DEFAULT_GRAPH_TIMEOUT,
+            Some(raw) => parse_graph_timeout(&raw)?,
+        };
         let poll_interval = match sources.get(
             Some("--poll-interval"),
             &flags.poll_interval,
@@ -556,6 +577,7 @@ impl Config {
                 tenant,
                 authority,
                 graph_url,
+                graph_timeout,
                 poll_interval,
                 backfill_hours,
                 ignore_own_tenant,
@@ -586,6 +608,7 @@ impl Config {
                     tenant: DEFAULT_MS_TENANT.to_owned(),
                     authority: default_url(DEFAULT_MS_AUTHORITY),
                     graph_url: default_url(DEFAULT_GRAPH_URL),
+                    graph_timeout: DEFAULT_GRAPH_TIMEOUT,
                     poll_interval: DEFAULT_POLL_INTERVAL,
                     backfill_hours: 0,
                     ignore_own_tenant: true,
@@ -648,6 +671,18 @@ fn parse_poll_interval(raw: &Raw) -> Result<Duration, ConfigError> {
         Err(_) => humantime::parse_duration(&raw.value).map_err(|_| raw.invalid(expected))?,
     };
     if duration < Duration::from_secs(1) || duration > Duration::from_secs(24 * 3600) {
+        return Err(raw.invalid(expected));
+    }
+    Ok(duration)
+}
+
+fn parse_graph_timeout(raw: &Raw) -> Result<Duration, ConfigError> {
+    let expected = "expected a duration such as 30s or 1m (from 100ms to 10m)";
+    let duration = match raw.value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(&raw.value).map_err(|_| raw.invalid(expected))?,
+    };
+    if duration < Duration::from_millis(100) || duration > Duration::from_secs(600) {
         return Err(raw.invalid(expected));
     }
     Ok(duration)
@@ -880,7 +915,20 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), SETTINGS.len());
-        assert_eq!(SETTINGS.len(), 16);
+        assert_eq!(SETTINGS.len(), 17);
+    }
+
+    #[test]
+    fn graph_timeout_is_a_bounded_duration() {
+        let config = load(&ConfigFlags::default(), &[(ENV_GRAPH_TIMEOUT, "750ms")]).unwrap();
+        assert_eq!(config.microsoft.graph_timeout, Duration::from_millis(750));
+        let default = load(&ConfigFlags::default(), &[]).unwrap();
+        assert_eq!(default.microsoft.graph_timeout, Duration::from_secs(30));
+        let err = load(&ConfigFlags::default(), &[(ENV_GRAPH_TIMEOUT, "2h")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "REGENTRA_GRAPH_TIMEOUT has an invalid value \"2h\": expected a duration such as 30s or 1m (from 100ms to 10m)"
+        );
     }
 
     #[test]

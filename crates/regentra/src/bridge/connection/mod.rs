@@ -462,9 +462,11 @@ fn microsoft_app(settings: &ConnectionSettings) -> Result<MicrosoftApp, SetupSta
     .map_err(|error| SetupStatus::Invalid {
         message: format!("The Microsoft sign-in settings cannot be used: {error}"),
     })?;
+    let mut graph_config = GraphConfig::new(microsoft.graph_url.clone());
+    graph_config.timeout = microsoft.graph_timeout;
     Ok(MicrosoftApp {
         oauth,
-        graph_config: GraphConfig::new(microsoft.graph_url.clone()),
+        graph_config,
     })
 }
 
