@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+mod federation;
 mod keys;
 
 mod poll;
@@ -50,6 +51,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Run one Teams poll cycle now (`--once`) and print its summary (`--json` for JSON).
     Poll(poll::PollArgs),
+    /// Verify Client Federation: per client Connected / Blocked / Unknown, and why.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Encryption keys of stored secrets (Teams tokens): `keys rotate`.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -113,6 +117,7 @@ impl Command {
         match self {
             Command::Serve(args) => args.config.clone(),
             Command::Poll(args) => args.config.clone(),
+            Command::Federation(command) => command.config_flags(),
             Command::Keys(command) => command.config_flags(),
             Command::Admin(AdminCommand::CreateTechnician(args)) => ConfigFlags {
                 storage: args.storage.clone(),
@@ -131,6 +136,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => serve(config).await,
         Command::Poll(args) => poll::run(config, args).await,
+        Command::Federation(command) => federation::run(config, command).await,
         Command::Keys(command) => keys::run(config, command).await,
         Command::Admin(AdminCommand::CreateTechnician(args)) => {
             create_technician(config, args).await
