@@ -358,7 +358,8 @@ pub async fn start_attempt(
     Ok(true)
 }
 
-/// Moves the chat's pace to `next_post_at` (also used after a 429: Teams counts those too).
+/// Moves the chat's pace to at least `next_post_at` (never earlier: after a 429 Teams' wait
+/// and our own spacing both hold).
 pub async fn set_chat_pace(
     conn: &mut AnyConnection,
     chat: &ChatId,
@@ -374,7 +375,9 @@ async fn set_next_post_at(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO outbox_chat_pace (chat_id, next_post_at) VALUES ($1, $2) \
-         ON CONFLICT (chat_id) DO UPDATE SET next_post_at = excluded.next_post_at",
+         ON CONFLICT (chat_id) DO UPDATE SET next_post_at = CASE \
+           WHEN excluded.next_post_at > outbox_chat_pace.next_post_at \
+           THEN excluded.next_post_at ELSE outbox_chat_pace.next_post_at END",
     )
     .bind(chat)
     .bind(to_ms(next_post_at))

@@ -214,6 +214,19 @@ async fn an_attempt_needs_the_lease_and_sets_the_chat_pace() {
             chat_heads(&mut conn).await.unwrap()[0].next_post_at,
             Some(pace)
         );
+        // A shorter wait (e.g. a 429's Retry-After) never pulls the pace earlier.
+        let chat = ChatId::parse(CHAT_A).unwrap();
+        set_chat_pace(&mut conn, &chat, T0).await.unwrap();
+        assert_eq!(
+            chat_heads(&mut conn).await.unwrap()[0].next_post_at,
+            Some(pace)
+        );
+        let later = pace + Duration::seconds(5);
+        set_chat_pace(&mut conn, &chat, later).await.unwrap();
+        assert_eq!(
+            chat_heads(&mut conn).await.unwrap()[0].next_post_at,
+            Some(later)
+        );
         assert_eq!(
             unconfirmed_in_chat(&mut conn, &ChatId::parse(CHAT_A).unwrap())
                 .await
