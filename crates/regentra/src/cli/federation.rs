@@ -67,6 +67,8 @@ pub async fn run(config: Config, command: FederationCommand) -> anyhow::Result<E
     .await
     .context("running Verify Client Federation")?;
     db.close().await;
+    // The summary goes to stderr so that stdout stays pure JSON with --json.
+    eprintln!("{}", summary_sentence(&verdicts));
     if args.json {
         let body = VerifyJson {
             total: verdicts.len(),
@@ -78,7 +80,6 @@ pub async fn run(config: Config, command: FederationCommand) -> anyhow::Result<E
         );
     } else {
         print!("{}", table(&verdicts));
-        eprintln!("{}", summary_sentence(&verdicts));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -185,9 +185,9 @@ fn describe_request_error(error: reqwest::Error) -> String {
 /// The words the outbox (`bridge::outbox::classify`) puts into a reply's delivery error when
 /// Teams answers a plain 403 to a send, which is what a federation (external access) block
 /// looks like: "Teams refused: this client's organisation blocks external chat with us (or the
-/// support user is no longer in this chat). …". A test in `check/tests.rs` runs the outbox's
-/// classifier so the two cannot drift apart.
-pub const FEDERATION_REFUSAL_MARKER: &str = "blocks external chat with us";
+/// support user is no longer in this chat). …"; the demo's seeded Fabrikam history uses the same
+/// words. A test in `check/tests.rs` runs the outbox's classifier so the two cannot drift apart.
+pub const FEDERATION_REFUSAL_MARKER: &str = "blocks external chat";
 
 /// Whether a stored delivery error is Teams refusing the message because of federation
 /// (external access), as opposed to throttling, a missing permission, a deleted chat …

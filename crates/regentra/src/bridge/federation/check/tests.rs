@@ -167,6 +167,12 @@ fn federation_refusals_are_told_from_other_send_failures() {
         "Teams refused: this client's organisation blocks external chat with us (or the support \
          user is no longer in this chat). Run Verify Client Federation, then press Retry"
     ));
+    // The demo's seeded history (regentra::demo).
+    assert!(is_federation_refusal(
+        "Teams refused the message (403 Forbidden): this client's organisation blocks external \
+         chat (Teams external access / federation). Ask their Teams administrator to allow your \
+         domain, then press Retry."
+    ));
     assert!(!is_federation_refusal(
         "Teams refused: the support account lacks the permission to send chat messages \
          (ChatMessage.Send). Reconnect it under Settings → Integrations and accept the \
