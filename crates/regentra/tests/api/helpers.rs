@@ -50,6 +50,12 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<()>>,
     /// Keeps the database (and its temp dir) alive while the app runs.
     pub test_db: TestDb,
+    /// The running app's shared state (Teams connection, database, config) for driving workers
+    /// and services directly.
+    pub state: regentra::app::AppState,
+    /// The Microsoft 365 simulator the app talks to ([`TestApp::with_simulator`]), seeded with
+    /// `m365_sim::demo::demo_scenario` and the app's real redirect URI.
+    pub sim: Option<m365_sim::RunningSimulator>,
 }
 
 impl TestApp {
@@ -70,20 +76,61 @@ impl TestApp {
 
     /// The app on SQLite, configured as if served behind a TLS proxy at `public_url`.
     pub async fn spawn_with_public_url(public_url: &str) -> TestApp {
-        TestApp::spawn_configured(testing::fresh_sqlite().await, Some(public_url)).await
+        TestApp::spawn_configured(testing::fresh_sqlite().await, Some(public_url), None).await
+    }
+
+    /// The app on a fresh SQLite database, its Microsoft settings (`REGENTRA_MS_*`, authority,
+    /// Graph URL) pointing at a fresh simulator running the demo world
+    /// (`m365_sim::demo`), whose app registration lists this app's callback. Nothing is
+    /// connected yet: see `connect_support_user` (tests/api/teams_flow.rs).
+    pub async fn with_simulator() -> TestApp {
+        TestApp::with_simulator_on(testing::fresh_sqlite().await).await
+    }
+
+    /// [`TestApp::with_simulator`] on SQLite and, when configured, on PostgreSQL too.
+    pub async fn all_with_simulator() -> Vec<TestApp> {
+        let mut apps = vec![TestApp::with_simulator().await];
+        if let Some(postgres) = testing::fresh_postgres().await {
+            apps.push(TestApp::with_simulator_on(postgres).await);
+        }
+        apps
+    }
+
+    /// [`TestApp::with_simulator`] on the given database.
+    pub async fn with_simulator_on(test_db: TestDb) -> TestApp {
+        let sim = m365_sim::Simulator::start(
+            m365_sim::SimConfig::default(),
+            // The real redirect URI is known once the app is bound; loaded again below.
+            m365_sim::demo::demo_scenario("http://127.0.0.1:1/integrations/teams/callback"),
+        )
+        .await
+        .expect("starting the simulator");
+        TestApp::spawn_configured(test_db, None, Some(sim)).await
     }
 
     async fn spawn_on(test_db: TestDb) -> TestApp {
-        TestApp::spawn_configured(test_db, None).await
+        TestApp::spawn_configured(test_db, None, None).await
     }
 
-    async fn spawn_configured(test_db: TestDb, public_url: Option<&str>) -> TestApp {
+    async fn spawn_configured(
+        test_db: TestDb,
+        public_url: Option<&str>,
+        sim: Option<m365_sim::RunningSimulator>,
+    ) -> TestApp {
         LazyLock::force(&TRACING);
         let data_dir = test_db.data_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("regentra-pg-{}", uuid::Uuid::now_v7()))
         });
         let mut config = Config::for_tests(data_dir);
         config.public_url = public_url.map(|url| url::Url::parse(url).unwrap());
+        if let Some(sim) = &sim {
+            config.microsoft.client_id = Some(m365_sim::demo::REGENTRA_CLIENT_ID.to_owned());
+            config.microsoft.client_secret = Some(SecretString::from(
+                m365_sim::demo::REGENTRA_CLIENT_SECRET,
+            ));
+            config.microsoft.authority = sim.base_url();
+            config.microsoft.graph_url = sim.base_url();
+        }
         let db = test_db.db.clone();
 
         let now = OffsetDateTime::now_utc();
@@ -111,6 +158,13 @@ impl TestApp {
         if public_url.is_none() {
             assert_eq!(app.base_url().as_str(), format!("{address}/"));
         }
+        if let Some(sim) = &sim {
+            let redirect_uri = format!("{}integrations/teams/callback", app.base_url());
+            sim.sim()
+                .load_scenario(&m365_sim::demo::demo_scenario(&redirect_uri))
+                .expect("seeding the simulator with the app's redirect URI");
+        }
+        let state = app.state().clone();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -140,6 +194,8 @@ impl TestApp {
             shutdown,
             server: Some(server),
             test_db,
+            state,
+            sim,
         }
     }
 

@@ -10,4 +10,6 @@ mod health;
 mod helpers;
 mod login;
 mod secrets;
+mod teams_connect;
+mod teams_flow;
 mod tickets;
