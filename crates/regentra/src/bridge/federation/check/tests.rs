@@ -186,3 +186,22 @@ fn federation_refusals_are_told_from_other_send_failures() {
          press Retry to try again"
     ));
 }
+
+/// The outbox words a plain 403 on a send (what a federation block looks like) so that this
+/// module recognises it, and words other 403s so that it does not.
+#[test]
+fn the_outbox_words_a_federation_403_the_way_this_module_recognises() {
+    use crate::bridge::outbox::{Verdict, classify};
+    let reason = |message: &str| match classify(&msgraph::Error::Forbidden {
+        code: "Forbidden".into(),
+        message: message.into(),
+        ids: msgraph::RequestIds::default(),
+    }) {
+        Verdict::Fail { reason } => reason,
+        other => panic!("a 403 is not retried: {other:?}"),
+    };
+    assert!(is_federation_refusal(&reason("Forbidden")));
+    assert!(!is_federation_refusal(&reason(
+        "Missing scope permissions on the request. API requires one of 'ChatMessage.Send'."
+    )));
+}
