@@ -48,8 +48,9 @@ pub async fn save_msp_settings(
     settings: &MspFederationSettings,
     imported_by: Option<TechnicianId>,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(settings)
-        .map_err(|err| StoreError::Internal(format!("encoding the Teams settings failed: {err}")))?;
+    let json = serde_json::to_string(settings).map_err(|err| {
+        StoreError::Internal(format!("encoding the Teams settings failed: {err}"))
+    })?;
     sqlx::query(
         "INSERT INTO federation_msp_settings (id, settings, imported_by, imported_at) \
          VALUES ($1, $2, $3, $4) \
@@ -109,8 +110,9 @@ impl CheckRow {
             Some("client") => Some(Side::Client),
             Some(other) => return Err(decode_error(format!("unknown blocking side {other:?}"))),
         };
-        let reasons = serde_json::from_str(&self.reasons)
-            .map_err(|err| decode_error(format!("federation reasons are not a JSON list: {err}")))?;
+        let reasons = serde_json::from_str(&self.reasons).map_err(|err| {
+            decode_error(format!("federation reasons are not a JSON list: {err}"))
+        })?;
         let remediation = self
             .remediation
             .as_deref()
@@ -167,7 +169,12 @@ pub async fn save_checks(
                checked_at = excluded.checked_at",
         )
         .bind(check.client_id.to_string())
-        .bind(check.tenant_id.as_ref().map(|tenant| tenant.as_str().to_owned()))
+        .bind(
+            check
+                .tenant_id
+                .as_ref()
+                .map(|tenant| tenant.as_str().to_owned()),
+        )
         .bind(check.result.status.as_str())
         .bind(reasons)
         .bind(check.result.blocking_side.map(side_str))

@@ -343,8 +343,7 @@ async fn import_from_api(
 
 /// `POST /settings/integrations/teams/federation/settings/delete`.
 async fn clear_from_ui(State(state): State<AppState>, signed_in: SignedIn) -> WebResult<Redirect> {
-    let removed =
-        store::federation::clear_msp_settings(&mut *state.db.acquire().await?).await?;
+    let removed = store::federation::clear_msp_settings(&mut *state.db.acquire().await?).await?;
     let message = if removed {
         "Removed the imported Teams settings; verdicts no longer use them."
     } else {
@@ -355,7 +354,10 @@ async fn clear_from_ui(State(state): State<AppState>, signed_in: SignedIn) -> We
 }
 
 /// `DELETE /api/v1/integrations/teams/federation/settings`: 204 either way.
-async fn clear_from_api(State(state): State<AppState>, _caller: ApiCaller) -> WebResult<StatusCode> {
+async fn clear_from_api(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+) -> WebResult<StatusCode> {
     store::federation::clear_msp_settings(&mut *state.db.acquire().await?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -595,7 +597,11 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<b>Evil</b>"), "{html}");
         assert!(html.contains("data-status=\"blocked\""));
-        assert!(html.contains("$domains.Add(&#39;msp.example&#39;)") || html.contains("$domains.Add(&#x27;msp.example&#x27;)"), "{html}");
+        assert!(
+            html.contains("$domains.Add(&#39;msp.example&#39;)")
+                || html.contains("$domains.Add(&#x27;msp.example&#x27;)"),
+            "{html}"
+        );
         assert!(html.contains("Teams admin center → Users → External access"));
         assert!(html.contains("copy-client-instructions"));
         assert!(html.contains("<script src=\"/assets/federation.js\" defer></script>"));

@@ -41,7 +41,12 @@ const BLOCK_ALL: &str = r#"[{"Identity":"Global","AllowedDomains":{},"BlockedDom
 /// …of a tenant that allows all external domains.
 const ALLOW_ALL: &str = r#"{"Identity":"Global","AllowedDomains":"AllowAllKnownDomains","BlockedDomains":[],"AllowFederatedUsers":true}"#;
 
-async fn create_client(app: &TestApp, name: &str, tenant: Option<&str>, domains: &[&str]) -> String {
+async fn create_client(
+    app: &TestApp,
+    name: &str,
+    tenant: Option<&str>,
+    domains: &[&str],
+) -> String {
     let response = app
         .api_post(
             "/api/v1/clients",
@@ -132,8 +137,8 @@ async fn client_writes(app: &TestApp, user_id: &str, text: &str) -> (String, Off
             Some(json!({"from": user_id, "html": format!("<p>{text}</p>")})),
         )
         .await;
-    let created = OffsetDateTime::parse(message["createdDateTime"].as_str().unwrap(), &Rfc3339)
-        .unwrap();
+    let created =
+        OffsetDateTime::parse(message["createdDateTime"].as_str().unwrap(), &Rfc3339).unwrap();
     (chat_id, created)
 }
 
@@ -149,7 +154,9 @@ async fn poll(app: &TestApp) {
 
 /// The ticket of the client's chat (after a poll).
 async fn ticket_of(app: &TestApp, client_id: &str) -> String {
-    let response = app.api_get(&format!("/api/v1/tickets?client={client_id}")).await;
+    let response = app
+        .api_get(&format!("/api/v1/tickets?client={client_id}"))
+        .await;
     let list: Value = response.json().await.unwrap();
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{list}");
@@ -184,8 +191,7 @@ async fn missing_and_unknown_tenant_ids_are_unknown_and_say_why() {
     let app = TestApp::with_simulator().await;
     let tailspin = create_client(&app, "Tailspin Toys", Some(UNKNOWN_CLIENT_TENANT_ID), &[]).await;
     let no_tenant = create_client(&app, "No Tenant Ltd", None, &["notenant.example"]).await;
-    let contoso =
-        create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
+    let contoso = create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
 
     let rows = verify(&app).await;
     assert_eq!(rows.len(), 3);
@@ -206,7 +212,8 @@ async fn missing_and_unknown_tenant_ids_are_unknown_and_say_why() {
     assert_eq!(no_tenant_row["status"], "unknown", "{no_tenant_row}");
     assert_eq!(no_tenant_row["tenant_id"], Value::Null);
     assert!(
-        reasons(no_tenant_row)[0].starts_with("No Entra tenant ID is set for No Tenant Ltd: set the tenant ID"),
+        reasons(no_tenant_row)[0]
+            .starts_with("No Entra tenant ID is set for No Tenant Ltd: set the tenant ID"),
         "{no_tenant_row}"
     );
 
@@ -217,12 +224,14 @@ async fn missing_and_unknown_tenant_ids_are_unknown_and_say_why() {
         reasons(contoso_row)[0].starts_with("No chat with Contoso yet"),
         "{contoso_row}"
     );
-    assert!(contoso_row["remediation"]["test_steps"][0]
-        .as_str()
-        .unwrap()
-        .starts_with("Ask someone at Contoso to start a new Teams chat"));
-    let checked_at = OffsetDateTime::parse(contoso_row["checked_at"].as_str().unwrap(), &Rfc3339)
-        .unwrap();
+    assert!(
+        contoso_row["remediation"]["test_steps"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Ask someone at Contoso to start a new Teams chat")
+    );
+    let checked_at =
+        OffsetDateTime::parse(contoso_row["checked_at"].as_str().unwrap(), &Rfc3339).unwrap();
     assert!((OffsetDateTime::now_utc() - checked_at).whole_minutes() < 5);
 
     // Both tenant IDs were asked of the identity platform (the simulator); the client without
@@ -242,17 +251,23 @@ async fn missing_and_unknown_tenant_ids_are_unknown_and_say_why() {
     let statuses = select_attr(&page, ".client-federation", "data-status");
     assert_eq!(statuses, ["unknown", "unknown", "unknown"]);
     let labels = select_text(&page, ".client-federation .state");
-    assert!(labels.iter().all(|label| label.starts_with("Unknown · ")), "{labels:?}");
+    assert!(
+        labels.iter().all(|label| label.starts_with("Unknown · ")),
+        "{labels:?}"
+    );
     let first_reasons = select_text(&page, ".client-federation-reason");
-    assert!(first_reasons.iter().any(|reason| reason.contains("tenant ID of Tailspin Toys is wrong")));
+    assert!(
+        first_reasons
+            .iter()
+            .any(|reason| reason.contains("tenant ID of Tailspin Toys is wrong"))
+    );
 }
 
 #[tokio::test]
 async fn a_client_who_messaged_us_is_connected_with_the_date() {
     let app = TestApp::with_simulator().await;
     app.connect_support_user().await;
-    let contoso =
-        create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
+    let contoso = create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
 
     let (_, sent_at) = client_writes(&app, CONTOSO_USER_1_ID, "The printer is on fire").await;
     poll(&app).await;
@@ -276,7 +291,10 @@ async fn a_client_who_messaged_us_is_connected_with_the_date() {
         select_attr(&card, ".federation-row", "data-status"),
         ["connected"]
     );
-    assert_eq!(select_text(&card, ".federation-row .federation-status"), ["Connected"]);
+    assert_eq!(
+        select_text(&card, ".federation-row .federation-status"),
+        ["Connected"]
+    );
     let clients = Html::parse_document(&app.get_html("/clients").await);
     let label = select_text(&clients, ".client-federation .state");
     assert_eq!(label.len(), 1);
@@ -287,8 +305,13 @@ async fn a_client_who_messaged_us_is_connected_with_the_date() {
 async fn a_send_refused_by_a_blocked_tenant_is_blocked_with_the_side() {
     let app = TestApp::with_simulator().await;
     app.connect_support_user().await;
-    let fabrikam =
-        create_client(&app, "Fabrikam", Some(FABRIKAM_TENANT_ID), &[FABRIKAM_DOMAIN]).await;
+    let fabrikam = create_client(
+        &app,
+        "Fabrikam",
+        Some(FABRIKAM_TENANT_ID),
+        &[FABRIKAM_DOMAIN],
+    )
+    .await;
 
     // Fabrikam used to allow us: Sam writes, the poll makes a ticket.
     app.sim_call(
@@ -317,22 +340,30 @@ async fn a_send_refused_by_a_blocked_tenant_is_blocked_with_the_side() {
     assert_eq!(response.status(), 201);
     let reply: Value = response.json().await.unwrap();
     let reply_id = reply["id"].as_str().unwrap().to_owned();
-    let error = eventually("the reply to be refused", Duration::from_secs(20), || async {
-        let detail: Value = app
-            .api_get(&format!("/api/v1/tickets/{ticket}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let entry = detail["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|entry| entry["id"] == reply_id.as_str())?
-            .clone();
-        (entry["delivery"]["state"] == "failed")
-            .then(|| entry["delivery"]["error"].as_str().unwrap_or_default().to_owned())
-    })
+    let error = eventually(
+        "the reply to be refused",
+        Duration::from_secs(20),
+        || async {
+            let detail: Value = app
+                .api_get(&format!("/api/v1/tickets/{ticket}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let entry = detail["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|entry| entry["id"] == reply_id.as_str())?
+                .clone();
+            (entry["delivery"]["state"] == "failed").then(|| {
+                entry["delivery"]["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        },
+    )
     .await;
 
     // Without the MSP's own settings Regentra cannot tell which side refused.
@@ -341,10 +372,14 @@ async fn a_send_refused_by_a_blocked_tenant_is_blocked_with_the_side() {
     assert_eq!(fabrikam_row["status"], "blocked", "{fabrikam_row}");
     assert_eq!(fabrikam_row["blocking_side"], Value::Null);
     let why = reasons(fabrikam_row);
-    assert!(why[0].starts_with("Teams refused the last reply to Fabrikam"), "{why:?}");
+    assert!(
+        why[0].starts_with("Teams refused the last reply to Fabrikam"),
+        "{why:?}"
+    );
     assert!(why[0].contains(&error), "{why:?} / {error}");
     assert!(
-        why.iter().any(|reason| reason.starts_with("One of the two tenants blocks Teams chat")),
+        why.iter()
+            .any(|reason| reason.starts_with("One of the two tenants blocks Teams chat")),
         "{why:?}"
     );
 
@@ -364,8 +399,14 @@ async fn a_send_refused_by_a_blocked_tenant_is_blocked_with_the_side() {
     assert_eq!(fabrikam_row["status"], "blocked", "{fabrikam_row}");
     assert_eq!(fabrikam_row["blocking_side"], "client", "{fabrikam_row}");
     let script = powershell_for(fabrikam_row, "client").expect("PowerShell for Fabrikam's admin");
-    assert!(script.contains(&format!("$domains.Add('{MSP_DOMAIN}')")), "{script}");
-    assert!(script.contains("Set-CsTenantFederationConfiguration"), "{script}");
+    assert!(
+        script.contains(&format!("$domains.Add('{MSP_DOMAIN}')")),
+        "{script}"
+    );
+    assert!(
+        script.contains("Set-CsTenantFederationConfiguration"),
+        "{script}"
+    );
     let message = fabrikam_row["remediation"]["client_admin_message"]
         .as_str()
         .expect("instructions for Fabrikam's admin");
@@ -375,29 +416,41 @@ async fn a_send_refused_by_a_blocked_tenant_is_blocked_with_the_side() {
     // The card shows the same, ready to copy: the client's PowerShell with the real domain,
     // the Teams admin center path, and the instructions for the client's admin.
     let card = Html::parse_document(&app.get_html("/settings/integrations").await);
-    assert_eq!(select_attr(&card, ".federation-row", "data-status"), ["blocked"]);
+    assert_eq!(
+        select_attr(&card, ".federation-row", "data-status"),
+        ["blocked"]
+    );
     let scripts = select_text(&card, ".federation-powershell[data-side=client]");
     assert_eq!(scripts, [script.trim().to_owned()]);
     let admin_center = select_text(&card, ".federation-admin-center");
     assert!(
-        admin_center.iter().any(|steps| steps.contains("Teams admin center → Users → External access")),
+        admin_center
+            .iter()
+            .any(|steps| steps.contains("Teams admin center → Users → External access")),
         "{admin_center:?}"
     );
     assert_eq!(
         select_text(&card, ".federation-client-message"),
         [message.trim().to_owned()]
     );
-    assert_eq!(select_text(&card, ".copy-client-instructions"), ["Copy instructions for the client's admin"]);
+    assert_eq!(
+        select_text(&card, ".copy-client-instructions"),
+        ["Copy instructions for the client's admin"]
+    );
 }
 
 #[tokio::test]
 async fn an_imported_allow_list_without_the_client_domain_blocks_naming_the_list() {
     let app = TestApp::with_simulator().await;
     app.login_as_technician().await;
-    let contoso =
-        create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
-    let fabrikam =
-        create_client(&app, "Fabrikam", Some(FABRIKAM_TENANT_ID), &[FABRIKAM_DOMAIN]).await;
+    let contoso = create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
+    let fabrikam = create_client(
+        &app,
+        "Fabrikam",
+        Some(FABRIKAM_TENANT_ID),
+        &[FABRIKAM_DOMAIN],
+    )
+    .await;
 
     // Import through the card's form, then press Verify on the card.
     let back = post_ui(
@@ -411,8 +464,10 @@ async fn an_imported_allow_list_without_the_client_domain_blocks_naming_the_list
     let flash = select_text(&page, "#flash");
     assert_eq!(
         flash,
-        ["Imported the MSP's Teams settings: Allow only specific external domains: \
-          fabrikam.example. Run Verify Client Federation to apply them."]
+        [
+            "Imported the MSP's Teams settings: Allow only specific external domains: \
+          fabrikam.example. Run Verify Client Federation to apply them."
+        ]
     );
     post_ui(&app, "/settings/integrations/teams/federation/verify", &[]).await;
     let page = Html::parse_document(&app.get_html("/settings/integrations").await);
@@ -459,7 +514,13 @@ async fn an_imported_block_all_blocks_every_client() {
     let app = TestApp::with_simulator().await;
     let clients = [
         create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await,
-        create_client(&app, "Fabrikam", Some(FABRIKAM_TENANT_ID), &[FABRIKAM_DOMAIN]).await,
+        create_client(
+            &app,
+            "Fabrikam",
+            Some(FABRIKAM_TENANT_ID),
+            &[FABRIKAM_DOMAIN],
+        )
+        .await,
         create_client(&app, "Tailspin Toys", Some(UNKNOWN_CLIENT_TENANT_ID), &[]).await,
     ];
     let response = app
@@ -485,7 +546,8 @@ async fn an_imported_block_all_blocks_every_client() {
         assert_eq!(client_row["status"], "blocked", "{client_row}");
         assert_eq!(client_row["blocking_side"], "msp");
         assert!(
-            reasons(client_row)[0].contains("block all external domains (AllowFederatedUsers is False)"),
+            reasons(client_row)[0]
+                .contains("block all external domains (AllowFederatedUsers is False)"),
             "{client_row}"
         );
         let script = powershell_for(client_row, "msp").unwrap();
@@ -498,8 +560,7 @@ async fn an_imported_block_all_blocks_every_client() {
 async fn malformed_settings_are_refused_and_the_previous_ones_kept() {
     let app = TestApp::with_simulator().await;
     app.login_as_technician().await;
-    let contoso =
-        create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
+    let contoso = create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await;
     post_ui(
         &app,
         "/settings/integrations/teams/federation/settings",
@@ -521,7 +582,10 @@ async fn malformed_settings_are_refused_and_the_previous_ones_kept() {
     post_ui(
         &app,
         "/settings/integrations/teams/federation/settings",
-        &[("configuration", r#"{"Identity": "Global", "AllowFederatedUsers": tr"#)],
+        &[(
+            "configuration",
+            r#"{"Identity": "Global", "AllowFederatedUsers": tr"#,
+        )],
     )
     .await;
     let page = Html::parse_document(&app.get_html("/settings/integrations").await);
@@ -531,7 +595,10 @@ async fn malformed_settings_are_refused_and_the_previous_ones_kept() {
         flash[0].starts_with("The Teams settings were not imported: the text is not valid JSON"),
         "{flash:?}"
     );
-    assert!(flash[0].ends_with("The previous settings were kept."), "{flash:?}");
+    assert!(
+        flash[0].ends_with("The previous settings were kept."),
+        "{flash:?}"
+    );
     assert_eq!(
         select_text(&page, "#federation-settings strong"),
         ["Allow only specific external domains: fabrikam.example"]
@@ -550,8 +617,14 @@ async fn malformed_settings_are_refused_and_the_previous_ones_kept() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_federation_configuration");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("the key `AllowFederatedUsers` is missing"), "{message}");
-    assert!(message.ends_with("The previous settings were kept."), "{message}");
+    assert!(
+        message.contains("the key `AllowFederatedUsers` is missing"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("The previous settings were kept."),
+        "{message}"
+    );
 
     // An empty paste is refused too.
     post_ui(
@@ -598,7 +671,10 @@ async fn the_cli_prints_the_verdicts_as_json_and_stores_them() {
     let tailspin_row = row(body["items"].as_array().unwrap(), &tailspin);
     assert_eq!(tailspin_row["status"], "unknown");
     assert!(reasons(tailspin_row)[0].contains("tenant ID of Tailspin Toys is wrong"));
-    assert!(stderr.contains("1 client checked: 0 connected, 0 blocked, 1 unknown."), "{stderr}");
+    assert!(
+        stderr.contains("1 client checked: 0 connected, 0 blocked, 1 unknown."),
+        "{stderr}"
+    );
 
     // Stored for the web UI too.
     let last: Value = app

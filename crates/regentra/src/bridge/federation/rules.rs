@@ -1226,12 +1226,14 @@ mod tests {
             ..evidence()
         });
         assert_eq!(result.status, FederationStatus::Unknown);
-        assert!(result.reasons.contains(
-            &"A send to Contoso was refused on 2026-03-02 09:00 UTC (400 Bad Request), but a \
+        assert!(
+            result.reasons.contains(
+                &"A send to Contoso was refused on 2026-03-02 09:00 UTC (400 Bad Request), but a \
               later reply was accepted on 2026-03-02 10:00 UTC: the block may have been lifted \
               since."
-                .to_owned()
-        ));
+                    .to_owned()
+            )
+        );
 
         // A refusal after the accepted reply is still the latest send.
         let result = verdict(&ClientEvidence {

@@ -92,7 +92,9 @@ async fn imported_settings_round_trip_and_a_new_import_replaces_them() {
 
         let by = technician(db).await;
         let first = settings(T0);
-        save_msp_settings(&mut conn, &first, Some(by)).await.unwrap();
+        save_msp_settings(&mut conn, &first, Some(by))
+            .await
+            .unwrap();
         assert_eq!(
             msp_settings(&mut conn).await.unwrap(),
             Some(first.clone()),
