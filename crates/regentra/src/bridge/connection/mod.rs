@@ -140,7 +140,7 @@ pub enum ConnectionError {
     Microsoft {
         context: &'static str,
         #[source]
-        source: msgraph::Error,
+        source: Box<msgraph::Error>,
     },
 }
 
@@ -401,7 +401,7 @@ impl TeamsConnections {
             GraphClient::new(app.graph_config.clone(), Arc::new(source)).map_err(|source| {
                 ConnectionError::Microsoft {
                     context: "building the Microsoft Graph client failed",
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         clients.insert(id, client.clone());

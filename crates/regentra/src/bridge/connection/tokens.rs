@@ -163,14 +163,14 @@ impl TeamsConnections {
                 .await
                 .map_err(|source| ConnectionError::Microsoft {
                     context: "refreshing the Teams connection's tokens failed",
-                    source,
+                    source: Box::new(source),
                 })?;
         self.refresh_locked(record)
             .await
             .map(|_| ())
             .map_err(|source| ConnectionError::Microsoft {
                 context: "refreshing the Teams connection's tokens failed",
-                source,
+                source: Box::new(source),
             })
     }
 
