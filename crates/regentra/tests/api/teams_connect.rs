@@ -499,6 +499,53 @@ async fn concurrent_refreshes_redeem_the_refresh_token_once_even_across_processe
 }
 
 #[tokio::test]
+async fn access_token_is_refreshed_only_within_five_minutes_of_expiry() {
+    let app = TestApp::with_simulator().await;
+    app.connect_support_user().await;
+    let expires_ms: i64 =
+        sqlx::query_scalar("SELECT access_token_expires_at FROM teams_connections")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    let expires_at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_ms) * 1_000_000)
+            .unwrap();
+    let clock = Arc::new(ManualClock::new(expires_at - time::Duration::minutes(6)));
+    let connections = TeamsConnections::with_clock(
+        app.db.clone(),
+        Arc::new(app_key_ring(&app)),
+        ConnectionSettings::from_config(&app.state.config, &app.state.base_url),
+        clock.clone(),
+    );
+    let active = connections.active().await.unwrap().unwrap();
+    app.sim_call(Method::DELETE, "/_sim/requests", None).await;
+
+    // Six minutes before expiry: the stored token is used as is.
+    active.graph.me().await.unwrap();
+    assert_eq!(token_requests(&app.sim_requests().await), 0);
+
+    // Four minutes before expiry: refreshed first, and the rotated tokens are stored.
+    clock.advance(time::Duration::minutes(2));
+    active.graph.me().await.unwrap();
+    assert_eq!(token_requests(&app.sim_requests().await), 1);
+    let (id, _, refresh_blob) = stored_blobs(&app).await;
+    let (_, refresh) = app.sim_tokens().await;
+    let stored = app_key_ring(&app)
+        .decrypt_secret(
+            &refresh_blob.unwrap(),
+            &SealedField::new("teams_connections", &id, "refresh_token"),
+        )
+        .unwrap();
+    assert_eq!(stored.expose_secret(), refresh.last().unwrap());
+    active.graph.me().await.unwrap();
+    assert_eq!(
+        token_requests(&app.sim_requests().await),
+        1,
+        "the new token is fresh"
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_refreshes_an_idle_connection_within_seven_days() {
     let app = TestApp::with_simulator().await;
     app.connect_support_user().await;
