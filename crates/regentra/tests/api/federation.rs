@@ -522,17 +522,23 @@ async fn an_imported_allow_list_without_the_client_domain_blocks_naming_the_list
 
 #[tokio::test]
 async fn an_imported_block_all_blocks_every_client() {
-    let app = TestApp::with_simulator().await;
+    // On PostgreSQL too (when configured): the whole path from import to stored verdicts.
+    for app in TestApp::all_with_simulator().await {
+        block_all_blocks_every_client(&app).await;
+    }
+}
+
+async fn block_all_blocks_every_client(app: &TestApp) {
     let clients = [
-        create_client(&app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await,
+        create_client(app, "Contoso", Some(CONTOSO_TENANT_ID), &[CONTOSO_DOMAIN]).await,
         create_client(
-            &app,
+            app,
             "Fabrikam",
             Some(FABRIKAM_TENANT_ID),
             &[FABRIKAM_DOMAIN],
         )
         .await,
-        create_client(&app, "Tailspin Toys", Some(UNKNOWN_CLIENT_TENANT_ID), &[]).await,
+        create_client(app, "Tailspin Toys", Some(UNKNOWN_CLIENT_TENANT_ID), &[]).await,
     ];
     let response = app
         .api
@@ -549,7 +555,7 @@ async fn an_imported_block_all_blocks_every_client() {
         "Block all external domains (AllowFederatedUsers is False)"
     );
 
-    let rows = verify(&app).await;
+    let rows = verify(app).await;
     // Contoso and Fabrikam exist: blocked by the MSP's own setting. Tailspin's tenant does not
     // exist, which decides first.
     for client in &clients[..2] {
