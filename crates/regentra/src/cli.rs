@@ -57,6 +57,57 @@ pub enum Command {
     /// Encryption keys of stored secrets (Teams tokens): `keys rotate`.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Try everything with a simulated Microsoft 365: the helpdesk, the Teams Chat Bridge and a
+    /// Teams page to play the client, seeded and ready, in one process. Ctrl-C stops it.
+    Demo(DemoArgs),
+    /// Run the Microsoft 365 simulator alone (sign-in, Graph chats, /_sim control API, Teams page).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the web UI and API on 127.0.0.1; 0 picks a free port
+    #[arg(long, value_name = "PORT", default_value_t = crate::demo::DEFAULT_APP_PORT)]
+    pub port: u16,
+    /// Port of the Microsoft 365 simulator on 127.0.0.1; 0 picks a free port
+    #[arg(long, value_name = "PORT", default_value_t = crate::demo::DEFAULT_SIM_PORT)]
+    pub sim_port: u16,
+    /// Keep the demo data in this directory [default: a temporary directory, removed on exit]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Use this API token (rgt_ followed by at least 20 characters) instead of a generated one
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "REGENTRA_DEMO_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+    /// Connect the Teams support account at start, without a browser
+    #[arg(long)]
+    pub auto_connect: bool,
+    /// Load this simulator scenario (JSON, see the m365-sim README) instead of the built-in world
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<std::path::PathBuf>,
+    /// Log filter, e.g. debug or info,regentra=debug [env: REGENTRA_LOG] [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1; 0 picks a free port
+    #[arg(long, value_name = "PORT", default_value_t = crate::demo::DEFAULT_SIM_PORT)]
+    pub port: u16,
+    /// Scenario file (JSON, see the m365-sim README) [default: the demo world]
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<std::path::PathBuf>,
+    /// Regentra's address: the demo world's app registration accepts its OAuth callback
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080/")]
+    pub app_url: url::Url,
+    /// Log filter, e.g. debug [env: REGENTRA_LOG] [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +178,16 @@ impl Command {
                 storage: args.storage.clone(),
                 ..Default::default()
             },
+            // The demo builds its own configuration (crate::demo); only the log filter counts.
+            Command::Demo(DemoArgs { log, .. }) | Command::Sim(SimArgs { log, .. }) => {
+                ConfigFlags {
+                    storage: StorageFlags {
+                        log: log.clone(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }
+            }
         }
     }
 }
@@ -142,7 +203,62 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             create_technician(config, args).await
         }
         Command::Admin(AdminCommand::CreateApiToken(args)) => create_api_token(config, args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Sim(args) => sim(args).await,
     }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::demo::DemoOptions {
+        port: args.port,
+        sim_port: args.sim_port,
+        data_dir: args.data_dir,
+        api_token: args.api_token.map(SecretString::from),
+        auto_connect: args.auto_connect,
+        scenario: args.scenario,
+    };
+    let demo = crate::demo::Demo::start(options)
+        .await
+        .context("starting the demo")?;
+    // stdout, so scripts (and the browser test) can read the login and token.
+    println!("{}", demo.banner());
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_shutdown_signal().await;
+        tracing::info!("shutdown requested; stopping the demo");
+        on_signal.cancel();
+    });
+    demo.run_until_shutdown(shutdown)
+        .await
+        .context("running the demo")?;
+    eprintln!("Regentra demo stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match &args.scenario {
+        Some(path) => m365_sim::Scenario::from_file(path)?,
+        None => m365_sim::demo::demo_scenario(
+            crate::bridge::connection::redirect_uri_for(&args.app_url).as_str(),
+        ),
+    };
+    let config = m365_sim::SimConfig {
+        port: args.port,
+        ..Default::default()
+    };
+    let running = m365_sim::Simulator::start(config, scenario)
+        .await
+        .context("starting the Microsoft 365 simulator")?;
+    let base = running.base_url();
+    println!(
+        "Microsoft 365 simulator on {base}\n  authority and Graph URL: {base}\n  Teams page: {}\n  control API: {}\nPress Ctrl-C to stop.",
+        base.join("_sim/teams").unwrap_or_else(|_| base.clone()),
+        base.join("_sim/state").unwrap_or_else(|_| base.clone()),
+    );
+    wait_for_shutdown_signal().await;
+    running.shutdown().await.context("stopping the simulator")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -373,6 +489,43 @@ mod tests {
             config.microsoft.poll_interval,
             std::time::Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn demo_flags_default_to_8080_and_8081_and_parse_the_script_options() {
+        let cli = Cli::try_parse_from(["regentra", "demo"]).unwrap();
+        let Command::Demo(args) = cli.command else {
+            panic!("not the demo command");
+        };
+        assert_eq!((args.port, args.sim_port), (8080, 8081));
+        assert!(!args.auto_connect && args.data_dir.is_none() && args.scenario.is_none());
+
+        let cli = Cli::try_parse_from([
+            "regentra",
+            "demo",
+            "--port",
+            "0",
+            "--sim-port",
+            "0",
+            "--data-dir",
+            "/tmp/d",
+            "--api-token",
+            "rgt_script_token_0123456789",
+            "--auto-connect",
+            "--scenario",
+            "world.json",
+        ])
+        .unwrap();
+        let Command::Demo(args) = cli.command else {
+            panic!("not the demo command");
+        };
+        assert_eq!((args.port, args.sim_port), (0, 0));
+        assert_eq!(
+            args.api_token.as_deref(),
+            Some("rgt_script_token_0123456789")
+        );
+        assert!(args.auto_connect);
+        assert_eq!(args.scenario, Some(std::path::PathBuf::from("world.json")));
     }
 
     #[test]

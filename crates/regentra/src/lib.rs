@@ -11,6 +11,7 @@ pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod store;
 pub mod tickets;
 pub mod web;

@@ -48,12 +48,39 @@ pub async fn create(
     name: &str,
     now: OffsetDateTime,
 ) -> Result<(ApiToken, SecretString), StoreError> {
+    let random: [u8; 32] = rand::random();
+    let token = SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random)));
+    let metadata = create_with_value(conn, technician_id, name, &token, now).await?;
+    Ok((metadata, token))
+}
+
+/// Shortest token [`create_with_value`] accepts, prefix included.
+pub const MIN_CHOSEN_TOKEN_CHARS: usize = 24;
+
+/// Stores a token whose value the caller chose (`regentra demo --api-token`, for scripts).
+/// The value must start with [`TOKEN_PREFIX`] (or [`authenticate`] would never accept it) and
+/// be at least [`MIN_CHOSEN_TOKEN_CHARS`] long. `Conflict` if that value is already stored.
+pub async fn create_with_value(
+    conn: &mut AnyConnection,
+    technician_id: TechnicianId,
+    name: &str,
+    token: &SecretString,
+    now: OffsetDateTime,
+) -> Result<ApiToken, StoreError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(StoreError::Invalid("token name must not be empty".into()));
     }
-    let random: [u8; 32] = rand::random();
-    let token = SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random)));
+    let value = token.expose_secret();
+    if !value.starts_with(TOKEN_PREFIX)
+        || value.chars().count() < MIN_CHOSEN_TOKEN_CHARS
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(StoreError::Invalid(format!(
+            "an API token must start with {TOKEN_PREFIX}, be at least {MIN_CHOSEN_TOKEN_CHARS} \
+             characters long and contain no spaces"
+        )));
+    }
     let id = TokenId::new();
     let inserted = sqlx::query(
         "INSERT INTO api_tokens (id, technician_id, name, token_hash, created_at) \
@@ -62,24 +89,28 @@ pub async fn create(
     .bind(id.to_string())
     .bind(technician_id.to_string())
     .bind(name)
-    .bind(token_hash(token.expose_secret()))
+    .bind(token_hash(value))
     .bind(to_ms(now))
     .execute(&mut *conn)
     .await;
-    if let Err(sqlx::Error::Database(db_err)) = &inserted
-        && db_err.is_foreign_key_violation()
-    {
-        return Err(StoreError::NotFound("technician"));
+    if let Err(sqlx::Error::Database(db_err)) = &inserted {
+        if db_err.is_foreign_key_violation() {
+            return Err(StoreError::NotFound("technician"));
+        }
+        if db_err.is_unique_violation() {
+            return Err(StoreError::Conflict(
+                "this API token value is already stored".into(),
+            ));
+        }
     }
     inserted?;
-    let metadata = ApiToken {
+    Ok(ApiToken {
         id,
         technician_id,
         name: name.to_owned(),
         created_at: super::sql::truncate_to_ms(now),
         last_used_at: None,
-    };
-    Ok((metadata, token))
+    })
 }
 
 /// The technician a presented token belongs to, or `None` for an unknown/revoked/malformed

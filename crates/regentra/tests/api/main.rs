@@ -6,6 +6,7 @@ mod browser_flow;
 mod cli;
 mod clients;
 mod csrf;
+mod demo_story;
 mod federation;
 mod health;
 mod helpers;
