@@ -178,8 +178,7 @@ fn page_text(html: &str) -> String {
     let text: String = document
         .root_element()
         .text()
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
+        .flat_map(str::split_whitespace)
         .collect::<Vec<_>>()
         .join(" ");
     text.chars().take(300).collect()

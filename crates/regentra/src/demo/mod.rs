@@ -93,7 +93,7 @@ pub enum DemoError {
     #[error("seeding the demo data failed")]
     Seed(#[source] SeedError),
     #[error("--auto-connect could not connect the support account")]
-    AutoConnect(#[source] AutoConnectError),
+    AutoConnect(#[source] Box<AutoConnectError>),
     #[error("the web server stopped with an error")]
     Serve(#[source] AppError),
 }
@@ -237,7 +237,7 @@ impl Demo {
                 &support_login,
             )
             .await
-            .map_err(DemoError::AutoConnect)?;
+            .map_err(|error| DemoError::AutoConnect(Box::new(error)))?;
             Some(account)
         } else {
             None
