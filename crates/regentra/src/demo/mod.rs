@@ -435,18 +435,25 @@ fn banner(info: &DemoInfo) -> String {
     );
     let _ = writeln!(text, "\nWhat to try:");
     if info.builtin_scenario {
-        let _ = writeln!(
-            text,
-            "  1. Sign in, open Settings → Integrations and click Connect Teams Chat; sign in as {} and accept.",
-            m365_sim::demo::SUPPORT_UPN
-        );
+        if info.connected_account.is_some() {
+            let _ = writeln!(
+                text,
+                "  1. Sign in and open Settings → Integrations: the Teams Chat Bridge card shows Connected."
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "  1. Sign in, open Settings → Integrations and click Connect Teams Chat; sign in as {} and accept.",
+                m365_sim::demo::SUPPORT_UPN
+            );
+        }
         let _ = writeln!(
             text,
             "  2. Open the Teams page, chat as Pat Lee (Contoso) and write \"{PRINTER_MESSAGE}\"."
         );
         let _ = writeln!(
             text,
-            "  3. Within 10 seconds the ticket appears under Contoso in Tickets (or click Poll now)."
+            "  3. Within 10 seconds (the demo polls Teams that often) the ticket appears under Contoso in Tickets."
         );
         let _ = writeln!(
             text,
@@ -467,7 +474,7 @@ fn banner(info: &DemoInfo) -> String {
         );
         let _ = writeln!(
             text,
-            "  3. Within 10 seconds it becomes a ticket under the client with that tenant ID (or click Poll now)."
+            "  3. Within 10 seconds it becomes a ticket under the client with that tenant ID."
         );
         let _ = writeln!(
             text,
