@@ -112,10 +112,41 @@ impl TestApp {
         TestApp::spawn_configured(test_db, None, None).await
     }
 
+    /// [`TestApp::with_simulator`] with settings changed by `configure` before the app is built
+    /// (e.g. a short `microsoft.graph_timeout`).
+    pub async fn with_simulator_configured(configure: impl FnOnce(&mut Config)) -> TestApp {
+        let sim = m365_sim::Simulator::start(
+            m365_sim::SimConfig::default(),
+            m365_sim::demo::demo_scenario("http://127.0.0.1:1/integrations/teams/callback"),
+        )
+        .await
+        .expect("starting the simulator");
+        TestApp::spawn_configured_with(testing::fresh_sqlite().await, None, Some(sim), configure)
+            .await
+    }
+
+    /// Stops the server and its background workers, as if Regentra were shut down; the
+    /// database, the simulator and `state` stay usable.
+    pub async fn stop_server(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
     async fn spawn_configured(
         test_db: TestDb,
         public_url: Option<&str>,
         sim: Option<m365_sim::RunningSimulator>,
+    ) -> TestApp {
+        TestApp::spawn_configured_with(test_db, public_url, sim, |_| {}).await
+    }
+
+    async fn spawn_configured_with(
+        test_db: TestDb,
+        public_url: Option<&str>,
+        sim: Option<m365_sim::RunningSimulator>,
+        configure: impl FnOnce(&mut Config),
     ) -> TestApp {
         LazyLock::force(&TRACING);
         let data_dir = test_db.data_dir.clone().unwrap_or_else(|| {
@@ -131,6 +162,7 @@ impl TestApp {
             config.microsoft.authority = sim.base_url();
             config.microsoft.graph_url = sim.base_url();
         }
+        configure(&mut config);
         let db = test_db.db.clone();
 
         let now = OffsetDateTime::now_utc();
