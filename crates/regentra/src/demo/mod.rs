@@ -224,7 +224,7 @@ impl Demo {
             app.state(),
             simulator.sim(),
             options.api_token.clone(),
-            builtin_scenario,
+            (!builtin_scenario).then_some(&scenario),
         )
         .await
         .map_err(DemoError::Seed)?;

@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use m365_sim::{ExternalAccess, ExternalAccessMode, PostOutcome, Sim, UserPost};
+use m365_sim::{ExternalAccess, ExternalAccessMode, PostOutcome, Scenario, Sim, UserPost};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
 use time::macros::format_description;
@@ -86,14 +86,15 @@ fn store_error(what: &'static str) -> impl FnOnce(StoreError) -> SeedError {
     move |source| SeedError::Store { what, source }
 }
 
-/// Seeds the demo. `builtin_world` is false for a `--scenario` file: then the clients come
-/// from its tenants and there is no Fabrikam history.
+/// Seeds the demo. With a `--scenario` file (`custom`), the clients come from its tenants and
+/// there is no Fabrikam history.
 pub async fn seed(
     state: &AppState,
     sim: &Sim,
     api_token: Option<SecretString>,
-    builtin_world: bool,
+    custom: Option<&Scenario>,
 ) -> Result<Seeded, SeedError> {
+    let builtin_world = custom.is_none();
     let now = OffsetDateTime::now_utc();
     let mut conn = state
         .db
@@ -168,10 +169,9 @@ pub async fn seed(
         }
     };
 
-    let clients = if builtin_world {
-        demo_clients()
-    } else {
-        scenario_clients(sim)
+    let clients = match custom {
+        None => demo_clients(),
+        Some(scenario) => scenario_clients(scenario),
     };
     let mut fabrikam_is_new = false;
     for client in clients {
@@ -240,43 +240,29 @@ fn demo_clients() -> Vec<NewClient> {
 
 /// One client per tenant of a custom scenario except the first (the MSP's, by the same
 /// convention as the simulator's Teams page).
-fn scenario_clients(sim: &Sim) -> Vec<NewClient> {
-    let state = sim.state_json();
-    let tenants = state
-        .get("tenants")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    tenants
+fn scenario_clients(scenario: &Scenario) -> Vec<NewClient> {
+    scenario
+        .tenants
         .iter()
         .skip(1)
         .filter_map(|tenant| {
-            let id = tenant.get("id")?.as_str()?;
-            let name = tenant
-                .get("displayName")
-                .and_then(Value::as_str)
-                .unwrap_or(id);
+            // `verifiedDomains` holds plain names or Graph verifiedDomain objects.
             let domains: Vec<String> = tenant
-                .get("verifiedDomains")
-                .and_then(Value::as_array)
-                .map(|domains| {
-                    domains
-                        .iter()
-                        .filter_map(|domain| {
-                            domain
-                                .as_str()
-                                .or_else(|| domain.get("name").and_then(Value::as_str))
-                                .map(str::to_owned)
-                        })
-                        .collect()
+                .verified_domains
+                .iter()
+                .filter_map(|domain| {
+                    domain
+                        .as_str()
+                        .or_else(|| domain.get("name").and_then(Value::as_str))
+                        .map(str::to_owned)
                 })
-                .unwrap_or_default();
-            match NewClient::parse(name, Some(id), &domains) {
+                .collect();
+            match NewClient::parse(&tenant.display_name, Some(&tenant.id), &domains) {
                 Ok(client) => Some(client),
                 Err(error) => {
                     tracing::warn!(
-                        tenant.id = id,
-                        "not seeding a client for this tenant: {error}"
+                        tenant.id = %tenant.id,
+                        "not seeding a client for this scenario tenant: {error}"
                     );
                     None
                 }
@@ -490,6 +476,28 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_custom_scenario_seeds_every_tenant_but_the_first_as_a_client() {
+        let scenario = Scenario::from_json(
+            r#"{"tenants": [
+                {"id": "11111111-2222-4333-8444-555555555555", "displayName": "Litware IT",
+                 "verifiedDomains": ["litware.example"]},
+                {"id": "66666666-7777-4888-9999-000000000000", "displayName": "Adatum",
+                 "verifiedDomains": [{"name": "adatum.example", "isDefault": true}, "adatum.test"]}
+            ]}"#,
+        )
+        .unwrap();
+        let clients = scenario_clients(&scenario);
+        assert_eq!(clients.len(), 1);
+        assert_eq!(clients[0].name.to_string(), "Adatum");
+        assert_eq!(
+            clients[0].entra_tenant_id.as_ref().map(|t| t.as_str()),
+            Some("66666666-7777-4888-9999-000000000000")
+        );
+        let domains: Vec<String> = clients[0].domains.iter().map(|d| d.to_string()).collect();
+        assert_eq!(domains, ["adatum.example", "adatum.test"]);
     }
 
     #[test]

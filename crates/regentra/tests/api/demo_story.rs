@@ -34,6 +34,10 @@ struct RunningDemo {
 
 impl RunningDemo {
     async fn start(auto_connect: bool) -> RunningDemo {
+        RunningDemo::start_with(auto_connect, None).await
+    }
+
+    async fn start_with(auto_connect: bool, scenario: Option<std::path::PathBuf>) -> RunningDemo {
         let data_dir = tempfile::tempdir().unwrap();
         let demo = Demo::start(DemoOptions {
             port: 0,
@@ -41,7 +45,7 @@ impl RunningDemo {
             data_dir: Some(data_dir.path().to_path_buf()),
             api_token: Some(SecretString::from(API_TOKEN)),
             auto_connect,
-            scenario: None,
+            scenario,
         })
         .await
         .expect("the demo starts");
@@ -96,6 +100,26 @@ impl RunningDemo {
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.api(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Runs a poll cycle now. A 409 means the 10 s scheduler is polling at this very moment:
+    /// try again until our own cycle has run (then everything posted before has been read).
+    async fn poll_now(&self) -> Value {
+        eventually(
+            "a poll cycle of our own",
+            Duration::from_secs(15),
+            || async {
+                let (status, body) = self
+                    .post("/api/v1/integrations/teams/poll", json!({}))
+                    .await;
+                match status {
+                    200 => Some(body),
+                    409 => None,
+                    other => panic!("poll now answered {other}: {body}"),
+                }
+            },
+        )
+        .await
     }
 
     async fn sim_post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -197,10 +221,7 @@ async fn demo_story_connect_message_ticket_reply_and_federation_verdicts() {
     assert_eq!(status, 201, "Teams delivered the message: {posted}");
 
     // A poll now (the 10 s scheduler may have been first: either way the ticket must exist once).
-    let (status, summary) = demo
-        .post("/api/v1/integrations/teams/poll", json!({}))
-        .await;
-    assert_eq!(status, 200, "{summary}");
+    let summary = demo.poll_now().await;
     let counts = summary.get("summary").unwrap_or(&summary);
     assert_eq!(counts["errors"], 0, "{summary}");
 
@@ -424,4 +445,72 @@ async fn regentra_demo_binary_prints_its_urls_serves_and_stops_on_ctrl_c() {
         status.success(),
         "Ctrl-C ends the demo with exit code 0: {status:?}"
     );
+}
+
+/// A `--scenario` world of its own: Litware IT (the MSP, first tenant) and its client Adatum.
+const CUSTOM_SCENARIO: &str = r#"{
+  "tenants": [
+    {"id": "11111111-2222-4333-8444-555555555555", "displayName": "Litware IT",
+     "verifiedDomains": ["litware.example"]},
+    {"id": "66666666-7777-4888-9999-000000000000", "displayName": "Adatum",
+     "verifiedDomains": ["adatum.example"]}
+  ],
+  "users": [
+    {"id": "aaaaaaaa-0000-4000-8000-000000000001", "tenantId": "11111111-2222-4333-8444-555555555555",
+     "userPrincipalName": "helpdesk@litware.example", "displayName": "Litware Helpdesk",
+     "mail": "helpdesk@litware.example"},
+    {"id": "bbbbbbbb-0000-4000-8000-000000000002", "tenantId": "66666666-7777-4888-9999-000000000000",
+     "userPrincipalName": "kim@adatum.example", "displayName": "Kim Akers",
+     "mail": "kim@adatum.example"}
+  ]
+}"#;
+
+#[tokio::test]
+async fn demo_with_a_custom_scenario_connects_its_support_user_and_ticketizes_its_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("world.json");
+    std::fs::write(&file, CUSTOM_SCENARIO).unwrap();
+    let demo = RunningDemo::start_with(true, Some(file)).await;
+    assert_eq!(
+        demo.info.connected_account.as_deref(),
+        Some("helpdesk@litware.example"),
+        "the first user of the first tenant is the support account"
+    );
+
+    let clients = rows(&demo.get("/api/v1/clients").await);
+    assert_eq!(clients.len(), 1, "{clients:?}");
+    assert_eq!(clients[0]["name"], "Adatum");
+    assert_eq!(
+        clients[0]["entra_tenant_id"],
+        "66666666-7777-4888-9999-000000000000"
+    );
+    assert_eq!(clients[0]["domains"], json!(["adatum.example"]));
+
+    let (_, chat) = demo
+        .sim_post(
+            "/_sim/chats",
+            json!({"chatType": "oneOnOne", "members": [
+                "bbbbbbbb-0000-4000-8000-000000000002", "aaaaaaaa-0000-4000-8000-000000000001"]}),
+        )
+        .await;
+    let chat_id = chat["id"].as_str().unwrap().to_owned();
+    let (status, _) = demo
+        .sim_post(
+            &format!("/_sim/chats/{chat_id}/messages"),
+            json!({"from": "bbbbbbbb-0000-4000-8000-000000000002", "html": "<p>VPN drops every hour</p>"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    demo.poll_now().await;
+    let client_id = clients[0]["id"].as_str().unwrap();
+    let tickets = rows(
+        &demo
+            .get(&format!("/api/v1/tickets?client={client_id}"))
+            .await,
+    );
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(tickets[0]["subject"], "VPN drops every hour");
+    assert_eq!(tickets[0]["requester"]["name"], "Kim Akers");
+
+    demo.stop().await;
 }

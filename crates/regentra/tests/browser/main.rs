@@ -284,15 +284,25 @@ async fn click(browser: &Client, css: &str) {
     wait_for(browser, css).await.click().await.unwrap();
 }
 
-/// `POST /api/v1/integrations/teams/poll` with the demo's API token.
+/// `POST /api/v1/integrations/teams/poll` with the demo's API token. A 409 means the demo's
+/// 10 s scheduler is polling at this very moment: try again until our own cycle has run.
 async fn poll_now(demo: &DemoProcess) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/integrations/teams/poll", demo.app_url))
-        .bearer_auth(&demo.api_token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(status, 200, "poll now: {body}");
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/integrations/teams/poll", demo.app_url);
+    wait_until("a poll cycle of our own", || async {
+        let response = http
+            .post(&url)
+            .bearer_auth(&demo.api_token)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        match status.as_u16() {
+            200 => Some(()),
+            409 => None,
+            _ => panic!("poll now answered {status}: {body}"),
+        }
+    })
+    .await;
 }
