@@ -14,6 +14,7 @@ mod inbound;
 mod inbound_content;
 mod inbound_faults;
 mod login;
+mod outbound;
 mod secrets;
 mod teams_connect;
 mod teams_flow;

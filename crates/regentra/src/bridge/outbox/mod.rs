@@ -536,11 +536,30 @@ impl Outbox {
                 };
             }
         }
-        match account
+        let sent = account
             .graph
             .send_message(row.chat_id.as_str(), &row.html)
-            .await
-        {
+            .await;
+        // The client may have retried inside the call (429 with a short Retry-After): the
+        // chat's spacing counts from the last request that left, which is now.
+        let finished = self.clock.now();
+        match self.db.acquire().await {
+            Ok(mut conn) => {
+                if let Err(error) = rows::set_chat_pace(
+                    &mut conn,
+                    &row.chat_id,
+                    finished + self.settings.chat_spacing,
+                )
+                .await
+                {
+                    tracing::warn!(%error, "could not record when the next post to the chat may leave");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not record when the next post to the chat may leave")
+            }
+        }
+        match sent {
             Ok(message) => match GraphMessageId::parse(&message.id) {
                 Ok(id) => Resolution::Sent {
                     graph_message_id: id,
