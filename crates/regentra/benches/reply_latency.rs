@@ -50,7 +50,7 @@ async fn main() {
     let db = Db::open_sqlite_in(dir.path()).await.expect("the database");
     let now = OffsetDateTime::now_utc();
     let technician = store::technicians::create(
-        &mut *db.acquire().await.unwrap(),
+        &mut db.acquire().await.unwrap(),
         store::technicians::NewTechnician {
             email: TechnicianEmail::parse("bench@msp.example").unwrap(),
             display_name: "Bench Technician".into(),
@@ -61,7 +61,7 @@ async fn main() {
     .await
     .unwrap();
     let (_, api_token) = store::api_tokens::create(
-        &mut *db.acquire().await.unwrap(),
+        &mut db.acquire().await.unwrap(),
         technician.id,
         "bench",
         now,
@@ -248,7 +248,7 @@ async fn open_ticket(db: &Db, chat_id: &str, n: usize) -> String {
         attachments: Vec::new(),
     };
     store::tickets::receive_client_message(
-        &mut *db.acquire().await.unwrap(),
+        &mut db.acquire().await.unwrap(),
         &message,
         ReopenWindow::default(),
         now,

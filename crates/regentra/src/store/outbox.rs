@@ -264,9 +264,12 @@ impl ChatHead {
     }
 }
 
+/// `(row id, chat id, next_attempt_at, lease_until, next_post_at)` as read.
+type HeadRow = (i64, String, i64, Option<i64>, Option<i64>);
+
 /// The head of every chat that has pending rows, oldest first.
 pub async fn chat_heads(conn: &mut AnyConnection) -> Result<Vec<ChatHead>, StoreError> {
-    let rows: Vec<(i64, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<HeadRow> = sqlx::query_as(
         "SELECT o.id, o.chat_id, o.next_attempt_at, o.lease_until, p.next_post_at \
          FROM outbox o LEFT JOIN outbox_chat_pace p ON p.chat_id = o.chat_id \
          WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE state = 'pending' GROUP BY chat_id) \

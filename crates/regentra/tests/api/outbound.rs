@@ -220,7 +220,7 @@ async fn an_internal_note_is_never_sent() {
     assert_eq!(note["kind"], "note");
     assert_eq!(note["delivery"], Value::Null);
     let note_id = EntryId::parse(note["id"].as_str().unwrap()).unwrap();
-    let outbox_row = store::outbox::get_by_entry(&mut *app.db.acquire().await.unwrap(), note_id)
+    let outbox_row = store::outbox::get_by_entry(&mut app.db.acquire().await.unwrap(), note_id)
         .await
         .unwrap();
     assert_eq!(outbox_row, None, "a note never gets an outbox row");
@@ -482,7 +482,7 @@ impl ServeProcess {
 async fn wait_for_db_state(app: &TestApp, entry: EntryId, state: &str) -> regentra::tickets::Entry {
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
-        let current = store::entries::get(&mut *app.db.acquire().await.unwrap(), entry)
+        let current = store::entries::get(&mut app.db.acquire().await.unwrap(), entry)
             .await
             .unwrap();
         if current
@@ -508,7 +508,7 @@ async fn a_reply_written_while_regentra_was_down_is_sent_once_by_the_next_serve(
     // row commit together, the wake-up reaches nobody).
     app.stop_server().await;
     let technician =
-        store::technicians::find_by_email(&mut *app.db.acquire().await.unwrap(), TECH_EMAIL)
+        store::technicians::find_by_email(&mut app.db.acquire().await.unwrap(), TECH_EMAIL)
             .await
             .unwrap()
             .unwrap();
@@ -595,7 +595,7 @@ async fn a_process_killed_while_its_post_was_in_flight_does_not_post_again_after
     first.kill().await;
     app.sim_call(Method::DELETE, "/_sim/faults", None).await;
 
-    let row = store::outbox::get_by_entry(&mut *app.db.acquire().await.unwrap(), entry_id)
+    let row = store::outbox::get_by_entry(&mut app.db.acquire().await.unwrap(), entry_id)
         .await
         .unwrap()
         .unwrap();

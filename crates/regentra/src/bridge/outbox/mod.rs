@@ -907,7 +907,7 @@ impl Outbox {
     /// Up to [`OutboxSettings::max_concurrent_chats`] chats are served at once. Returns when
     /// `shutdown` fires (giving in-flight posts a few seconds to finish).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut changes = self.accounts.changes();
+        let mut changes = Some(self.accounts.changes());
         let mut tasks: JoinSet<Result<DeliveryOutcome, OutboxError>> = JoinSet::new();
         let mut claimer: Option<oneshot::Receiver<()>> = None;
         let mut want_claim = true;
@@ -941,6 +941,7 @@ impl Outbox {
                     want_claim = got_one;
                 }
                 Some(joined) = tasks.join_next() => {
+                    let mut failed_step = false;
                     match joined {
                         Ok(Ok(DeliveryOutcome::Empty)) => {}
                         Ok(Ok(DeliveryOutcome::Paused)) => {
@@ -952,7 +953,7 @@ impl Outbox {
                         Ok(Ok(_)) => want_claim = true,
                         Ok(Err(error)) => {
                             tracing::error!(%error, "the outbox could not run a delivery step; trying again in a few seconds");
-                            next_wake = next_wake.min(tokio::time::Instant::now() + Duration::from_secs(5));
+                            failed_step = true;
                         }
                         Err(join_error) => {
                             tracing::error!(%join_error, "a delivery step panicked or was cancelled");
@@ -960,14 +961,23 @@ impl Outbox {
                         }
                     }
                     if tasks.is_empty() {
-                        next_wake = self.schedule_wake().await;
+                        let now = tokio::time::Instant::now();
+                        // While paused or failing, the queued replies are "due" but cannot go:
+                        // look again later instead of spinning.
+                        next_wake = if paused {
+                            now + self.settings.idle_recheck
+                        } else if failed_step {
+                            now + STEP_ERROR_PAUSE
+                        } else {
+                            self.schedule_wake().await
+                        };
                     }
                 }
                 () = self.waker.woken() => want_claim = true,
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        // The connection service is gone (shutdown); keep the timer only.
-                        changes = watch::channel(0).1;
+                changed = connection_changed(&mut changes) => {
+                    if !changed {
+                        // The connection service is gone (shutting down): rely on the timer.
+                        changes = None;
                     }
                     paused = false;
                     want_claim = true;
@@ -1009,6 +1019,18 @@ impl Outbox {
                 tokio::time::Instant::now() + Duration::from_secs(5)
             }
         }
+    }
+}
+
+/// How long the loop waits after a step failed to reach the database.
+const STEP_ERROR_PAUSE: Duration = Duration::from_secs(5);
+
+/// Waits for the next connection change: `true` on a change, `false` once the sender is gone
+/// (and forever after, when there is no receiver).
+async fn connection_changed(changes: &mut Option<watch::Receiver<u64>>) -> bool {
+    match changes {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -196,6 +196,17 @@ impl Harness {
             .unwrap()
     }
 
+    /// Polls until the loop (running elsewhere) has delivered `entry`.
+    async fn wait_sent(&self, entry: &Entry) {
+        for _ in 0..400 {
+            if self.entry(entry.id).await.delivery.unwrap().state == DeliveryState::Sent {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{:?} was not sent", entry.text);
+    }
+
     async fn step(&self) -> DeliveryOutcome {
         self.outbox.deliver_next().await.unwrap()
     }
@@ -686,4 +697,90 @@ async fn the_poller_can_hand_over_the_echo_of_an_unconfirmed_reply() {
     let entry = entries::get(&mut conn, reply.id).await.unwrap();
     assert_eq!(entry.graph_message_id.unwrap().as_str(), "m-echo");
     assert_eq!(entry.delivery.unwrap().state, DeliveryState::Sent);
+}
+
+/// Counts how often the loop asks for the account (each step asks once).
+struct CountingNoAccount {
+    asked: AtomicUsize,
+    changes: watch::Sender<u64>,
+}
+
+#[async_trait::async_trait]
+impl SendingAccounts for CountingNoAccount {
+    async fn sending_account(&self) -> Result<Option<SendingAccount>, OutboxError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(None)
+    }
+
+    async fn reconnect_required(&self, _account: &SendingAccount, _reason: &str) {}
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+#[tokio::test]
+async fn the_loop_drains_on_start_and_sends_at_once_when_woken() {
+    let h = Harness::new().await;
+    Mock::given(method("POST"))
+        .respond_with(Accept::new())
+        .mount(&h.graph)
+        .await;
+    let a = h.ticket_on(CHAT_A).await;
+    let b = h.ticket_on(CHAT_B).await;
+    let queued_a = h.reply(a, "queued while down (a)").await;
+    let queued_b = h.reply(b, "queued while down (b)").await;
+    let waker = OutboxWaker::new();
+    let outbox = Arc::new(Outbox::new(
+        h.db().clone(),
+        h.accounts.clone(),
+        waker.clone(),
+        OutboxSettings::default(),
+    ));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(outbox.run(shutdown.clone()));
+
+    h.wait_sent(&queued_a).await;
+    h.wait_sent(&queued_b).await;
+    let fresh = h.reply(b, "written while running").await;
+    waker.wake();
+    h.wait_sent(&fresh).await;
+    shutdown.cancel();
+    running.await.unwrap();
+    assert_eq!(h.posted().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_paused_loop_waits_instead_of_spinning() {
+    let h = Harness::new().await;
+    let ticket = h.ticket_on(CHAT_A).await;
+    h.reply(ticket, "hello").await;
+    let accounts = Arc::new(CountingNoAccount {
+        asked: AtomicUsize::new(0),
+        changes: watch::channel(0).0,
+    });
+    let outbox = Arc::new(Outbox::new(
+        h.db().clone(),
+        accounts.clone(),
+        OutboxWaker::new(),
+        OutboxSettings::default(),
+    ));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(outbox.run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One step found the reply unsendable; the next look is `idle_recheck` (30 s) away or on
+    // a connection change. A spinning loop would have asked thousands of times.
+    assert!(
+        accounts.asked.load(Ordering::SeqCst) <= 2,
+        "{}",
+        accounts.asked.load(Ordering::SeqCst)
+    );
+    accounts.changes.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        accounts.asked.load(Ordering::SeqCst) >= 2,
+        "a connection change resumes at once"
+    );
+    shutdown.cancel();
+    running.await.unwrap();
 }
