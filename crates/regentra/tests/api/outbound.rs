@@ -168,18 +168,29 @@ fn messages_path(chat_id: &str) -> String {
 
 #[tokio::test]
 async fn reply_reaches_the_chat_as_the_support_user_with_the_exact_text() {
-    let app = connected_app().await;
-    let conversation = open_conversation(&app).await;
+    for app in TestApp::all_with_simulator().await {
+        app.connect_support_user().await;
+        exact_text_arrives(&app).await;
+    }
+}
+
+async fn exact_text_arrives(app: &TestApp) {
+    let conversation = open_conversation(app).await;
     let text = "Hi Pat, <script>alert(\"x\")</script> & 'friends' 👋🏽\nSecond line\n\nThird & last <b>line</b>";
 
-    let written = post_reply(&app, &conversation, text).await;
+    let written = post_reply(app, &conversation, text).await;
     assert_eq!(written["kind"], "reply");
     assert_eq!(written["delivery"]["state"], "queued");
     let entry_id = written["id"].as_str().unwrap();
-    let sent = wait_for_state(&app, &conversation, entry_id, "sent").await;
+    let sent = wait_for_state(app, &conversation, entry_id, "sent").await;
 
-    let in_chat = support_messages(&app, &conversation.chat_id).await;
-    assert_eq!(in_chat.len(), 1, "exactly one message: {in_chat:#?}");
+    let in_chat = support_messages(app, &conversation.chat_id).await;
+    assert_eq!(
+        in_chat.len(),
+        1,
+        "exactly one message ({}): {in_chat:#?}",
+        app.label
+    );
     let message = &in_chat[0];
     assert_eq!(
         message["id"], sent["graph_message_id"],
@@ -415,6 +426,59 @@ async fn a_send_that_times_out_after_teams_stored_it_is_not_posted_twice() {
         sent["delivery"]["attempts"], 2,
         "the attempt and its reconciliation"
     );
+}
+
+#[tokio::test]
+async fn a_revoked_account_keeps_replies_queued_and_sends_them_after_reconnecting() {
+    let app = connected_app().await;
+    let conversation = open_conversation(&app).await;
+    // An admin revokes the support user's sessions and the access token runs out.
+    app.sim_call(
+        Method::POST,
+        &format!("/_sim/users/{}/revoke", demo::SUPPORT_USER_ID),
+        None,
+    )
+    .await;
+    app.sim_call(
+        Method::POST,
+        "/_sim/clock",
+        Some(json!({"advance_secs": 2 * 3600})),
+    )
+    .await;
+
+    let reply = post_reply(&app, &conversation, "Replacing the toner today").await;
+    let entry_id = reply["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        let status = app.state.teams.status().await.unwrap();
+        if status.state == regentra::bridge::connection::ConnectionState::ReconnectRequired {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead grant was noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whichever worker met the dead grant first, the reply waits, queued, unsent.
+    let waiting = entry(&app, &conversation, entry_id).await;
+    assert_eq!(waiting["delivery"]["state"], "queued", "{waiting:#}");
+    let shown = &waiting["delivery"]["error"];
+    assert!(
+        shown.is_null() || shown == regentra::bridge::outbox::RECONNECT_REASON,
+        "{shown}"
+    );
+    assert!(
+        support_messages(&app, &conversation.chat_id)
+            .await
+            .is_empty()
+    );
+
+    app.connect_support_user().await;
+    let sent = wait_for_state(&app, &conversation, entry_id, "sent").await;
+    let in_chat = support_messages(&app, &conversation.chat_id).await;
+    assert_eq!(in_chat.len(), 1, "{in_chat:#?}");
+    assert_eq!(in_chat[0]["id"], sent["graph_message_id"]);
 }
 
 // ---------------------------------------------------------------- the real binary
