@@ -179,6 +179,9 @@ pub struct GraphClient {
     inner: Arc<Inner>,
     /// Where this handle counts its requests (see [`GraphClient::counting_into`]).
     counter: Option<Arc<RequestCounter>>,
+    /// This handle's page cap, when it differs from the configuration's (see
+    /// [`GraphClient::with_page_cap`]).
+    page_cap: Option<u32>,
 }
 
 /// Counts the HTTP requests a [`GraphClient`] handle sends (every attempt, retries included) and
@@ -336,6 +339,7 @@ impl GraphClient {
                 sleeper,
             }),
             counter: None,
+            page_cap: None,
         })
     }
 
@@ -343,9 +347,23 @@ impl GraphClient {
     /// request it sends into `counter` — e.g. one poll cycle's Graph requests and throttles.
     pub fn counting_into(&self, counter: Arc<RequestCounter>) -> GraphClient {
         GraphClient {
-            inner: Arc::clone(&self.inner),
             counter: Some(counter),
+            ..self.clone()
         }
+    }
+
+    /// A handle on the same client whose listings read at most `pages` pages before reporting
+    /// themselves incomplete — for a caller whose own stop condition (a watermark) bounds the
+    /// paging and that must be able to get past a large backlog.
+    pub fn with_page_cap(&self, pages: u32) -> GraphClient {
+        GraphClient {
+            page_cap: Some(pages.max(1)),
+            ..self.clone()
+        }
+    }
+
+    fn page_cap(&self) -> u32 {
+        self.page_cap.unwrap_or(self.inner.config.page_cap)
     }
 
     /// The configuration in use.
@@ -401,7 +419,7 @@ impl GraphClient {
         );
         ChatPager {
             client: self.clone(),
-            walker: PageWalker::new(url, self.inner.config.page_cap),
+            walker: PageWalker::new(url, self.page_cap()),
         }
     }
 
@@ -444,7 +462,7 @@ impl GraphClient {
             query.push(("$filter", messages_changed_after_filter(cursor)));
         }
         let url = self.api_url(&["chats", chat_id, "messages"], &query);
-        let mut walker = PageWalker::new(url, self.inner.config.page_cap);
+        let mut walker = PageWalker::new(url, self.page_cap());
         let mut listing = MessagesListing {
             messages: Vec::new(),
             skipped: Vec::new(),
@@ -566,7 +584,7 @@ impl GraphClient {
     /// `GET /v1.0/chats/{chat}/members`, every page.
     pub async fn list_chat_members(&self, chat_id: &str) -> Result<MembersListing, Error> {
         let url = self.api_url(&["chats", chat_id, "members"], &[]);
-        let mut walker = PageWalker::new(url, self.inner.config.page_cap);
+        let mut walker = PageWalker::new(url, self.page_cap());
         let mut listing = MembersListing {
             members: Vec::new(),
             skipped: Vec::new(),

@@ -48,6 +48,12 @@ use crate::store::poller::{self as poll_store, ChatProgress, ChatState, CycleRec
 use crate::store::{Db, StoreError, entries};
 use crate::tickets::{ChatId, DownloadState, ReopenWindow};
 
+/// Pages one listing may read in a cycle (50 chats or messages each). The chat list stops at the
+/// watermark by itself; this cap only bounds a pathological listing while still letting a cycle
+/// get past a backlog of 10,000 chats or 10,000 changed messages of one chat. A listing that hits
+/// it is incomplete: its cursor stays and the next cycle reads it again.
+pub const LISTING_PAGE_CAP: u32 = 200;
+
 /// Tunables of the poller. [`PollerSettings::from_config`] gives the production values.
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
@@ -378,7 +384,10 @@ impl Poller {
             other => other,
         };
         let counter = Arc::new(RequestCounter::new());
-        let graph = target.graph.counting_into(Arc::clone(&counter));
+        let graph = target
+            .graph
+            .counting_into(Arc::clone(&counter))
+            .with_page_cap(LISTING_PAGE_CAP);
         let mut cycle = Cycle {
             poller: self,
             target,
@@ -1001,4 +1010,53 @@ pub async fn chat_states(
 ) -> Result<HashMap<ChatId, ChatState>, StoreError> {
     let mut conn = db.acquire().await?;
     poll_store::chat_states(&mut conn, account_id, chats).await
+}
+
+/// The "last cycle / next cycle" lines of the Teams card.
+pub async fn card_lines(db: &Db, account_id: &str) -> Result<Vec<String>, StoreError> {
+    let Some(status) = status(db, account_id).await? else {
+        return Ok(vec![
+            "Not polled yet: the first poll runs right after connecting.".to_owned(),
+        ]);
+    };
+    let mut lines = Vec::new();
+    if let (Some(finished), Some(result)) = (status.last_finished_at, &status.last_result) {
+        let what = match (&status.last_summary, result.as_str()) {
+            (Some(summary), "ok") => format!(
+                "ok, {} changed chat(s), {} message(s) stored",
+                summary.chats_changed, summary.messages_ingested
+            ),
+            (_, other) => format!(
+                "{other}: {}",
+                status
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("see the log for details")
+            ),
+        };
+        lines.push(format!("Last poll: {} — {what}.", human_time(finished)));
+    }
+    if let Some(success) = status.last_success_at
+        && status.last_result.as_deref() != Some("ok")
+    {
+        lines.push(format!("Last complete poll: {}.", human_time(success)));
+    }
+    if let Some(next) = status.next_cycle_at {
+        lines.push(format!("Next poll: about {}.", human_time(next)));
+    }
+    Ok(lines)
+}
+
+/// `2026-03-02 09:00:05 UTC`.
+fn human_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }

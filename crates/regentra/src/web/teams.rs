@@ -191,7 +191,15 @@ pub async fn card_view(state: &AppState, session: &Session) -> WebResult<TeamsCa
             tracing::warn!("could not read the Teams connect problem from the session: {error}");
             None
         });
-    Ok(build_card(&status, connect_problem))
+    let mut card = build_card(&status, connect_problem);
+    if status.state != ConnectionState::Disconnected
+        && let Some(connection_id) = status.connection_id
+    {
+        card.details.extend(
+            crate::bridge::poller::card_lines(&state.db, &connection_id.to_string()).await?,
+        );
+    }
+    Ok(card)
 }
 
 fn build_card(status: &ConnectionStatus, connect_problem: Option<ConnectProblem>) -> TeamsCardView {
@@ -361,7 +369,15 @@ async fn status_json(state: &AppState) -> WebResult<TeamsStatusJson> {
         state.teams.status().await.map_err(|error| {
             WebError::internal(anyhow::Error::new(error).context("Teams status"))
         })?;
-    Ok(TeamsStatusJson::from(&status))
+    let mut json = TeamsStatusJson::from(&status);
+    if let Some(connection_id) = status.connection_id
+        && let Some(poll) =
+            crate::bridge::poller::status(&state.db, &connection_id.to_string()).await?
+    {
+        json.next_poll = poll.next_cycle_at.map(rfc3339);
+        json.last_poll = serde_json::to_value(&poll).ok();
+    }
+    Ok(json)
 }
 
 /// `GET /api/v1/integrations/teams`.

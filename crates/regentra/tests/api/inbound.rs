@@ -33,6 +33,16 @@ pub async fn connected_app() -> TestApp {
     app
 }
 
+/// [`connected_app`] on SQLite and, when `REGENTRA_TEST_POSTGRES_URL` is set, on PostgreSQL.
+pub async fn connected_apps() -> Vec<TestApp> {
+    let apps = TestApp::all_with_simulator().await;
+    for app in &apps {
+        app.connect_support_user().await;
+        wait_for_first_cycle(app).await;
+    }
+    apps
+}
+
 /// Waits until the scheduler's first cycle after connecting is recorded.
 pub async fn wait_for_first_cycle(app: &TestApp) {
     let account = account_id(app).await;
@@ -166,7 +176,12 @@ pub fn summary(report: &Value) -> &Value {
 
 #[tokio::test]
 async fn client_message_in_new_chat_opens_ticket_for_matching_tenant_and_the_next_appends() {
-    let app = connected_app().await;
+    for app in connected_apps().await {
+        new_chat_opens_ticket_and_next_message_appends(&app).await;
+    }
+}
+
+async fn new_chat_opens_ticket_and_next_message_appends(app: &TestApp) {
     let contoso = app
         .create_client("Contoso", Some(demo::CONTOSO_TENANT_ID))
         .await;
@@ -179,7 +194,7 @@ async fn client_message_in_new_chat_opens_ticket_for_matching_tenant_and_the_nex
     );
 
     let first = poll(&app).await;
-    assert_eq!(first["result"], "ok", "{first}");
+    assert_eq!(first["result"], "ok", "{}: {first}", app.label);
     let s = summary(&first);
     assert_eq!(s["chats_listed"], 1);
     assert_eq!(s["chats_changed"], 1);
@@ -650,4 +665,42 @@ async fn metrics_expose_cycles_messages_and_graph_requests() {
         account_id(&app).await
     )));
     assert!(text.contains("regentra_poll_graph_requests_total"));
+}
+
+#[tokio::test]
+async fn teams_card_and_status_show_the_last_and_next_poll() {
+    let app = connected_app().await;
+    app.create_client("Contoso", Some(demo::CONTOSO_TENANT_ID))
+        .await;
+    let chat = chat_with(&app, demo::CONTOSO_USER_1_ID);
+    say(&app, &chat, demo::CONTOSO_USER_1_ID, "Hello");
+    poll(&app).await;
+
+    // The scheduler records its next cycle right after its own first one.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app
+            .api_get("/api/v1/integrations/teams")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if status["next_poll"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(status["next_poll"].is_string(), "{status}");
+    assert_eq!(status["last_poll"]["last_result"], "ok", "{status}");
+    assert_eq!(
+        status["last_poll"]["last_summary"]["messages_ingested"], 1,
+        "{status}"
+    );
+
+    let html = app.get_html("/settings/integrations").await;
+    assert!(
+        html.contains("Last poll:") && html.contains("1 message(s) stored"),
+        "{html}"
+    );
+    assert!(html.contains("Next poll: about"), "{html}");
 }
