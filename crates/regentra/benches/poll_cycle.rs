@@ -87,7 +87,7 @@ async fn main() {
 
     let db = Db::open_sqlite_in(dir.path()).await.expect("the database");
     let technician = store::technicians::create(
-        &mut *db.acquire().await.unwrap(),
+        &mut db.acquire().await.unwrap(),
         store::technicians::NewTechnician {
             email: TechnicianEmail::parse("bench@msp.example").unwrap(),
             display_name: "Bench Technician".into(),

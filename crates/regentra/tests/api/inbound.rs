@@ -185,15 +185,15 @@ async fn new_chat_opens_ticket_and_next_message_appends(app: &TestApp) {
     let contoso = app
         .create_client("Contoso", Some(demo::CONTOSO_TENANT_ID))
         .await;
-    let chat = chat_with(&app, demo::CONTOSO_USER_1_ID);
+    let chat = chat_with(app, demo::CONTOSO_USER_1_ID);
     say(
-        &app,
+        app,
         &chat,
         demo::CONTOSO_USER_1_ID,
         "<p>Printer is down again</p><p>Since this morning.</p>",
     );
 
-    let first = poll(&app).await;
+    let first = poll(app).await;
     assert_eq!(first["result"], "ok", "{}: {first}", app.label);
     let s = summary(&first);
     assert_eq!(s["chats_listed"], 1);
@@ -202,7 +202,7 @@ async fn new_chat_opens_ticket_and_next_message_appends(app: &TestApp) {
     assert_eq!(s["tickets_created"], 1);
     assert_eq!(s["graph_requests"], 2, "chat list + one chat: {s}");
 
-    let ticket = only_ticket_of(&app, &chat).await;
+    let ticket = only_ticket_of(app, &chat).await;
     assert_eq!(ticket["subject"], "Printer is down again");
     assert_eq!(ticket["status"], "new");
     assert_eq!(ticket["client"]["id"], contoso["id"]);
@@ -215,11 +215,11 @@ async fn new_chat_opens_ticket_and_next_message_appends(app: &TestApp) {
     );
     assert_eq!(entries[0]["author"]["name"], "Pat Lee");
 
-    say(&app, &chat, demo::CONTOSO_USER_1_ID, "It shows error E-42");
-    let second = poll(&app).await;
+    say(app, &chat, demo::CONTOSO_USER_1_ID, "It shows error E-42");
+    let second = poll(app).await;
     assert_eq!(summary(&second)["entries_appended"], 1, "{second}");
     assert_eq!(summary(&second)["tickets_created"], 0);
-    let ticket = only_ticket_of(&app, &chat).await;
+    let ticket = only_ticket_of(app, &chat).await;
     let texts: Vec<String> = client_entries(&ticket)
         .iter()
         .map(|e| e["text"].as_str().unwrap().to_owned())
@@ -233,12 +233,12 @@ async fn new_chat_opens_ticket_and_next_message_appends(app: &TestApp) {
     );
 
     // Nothing new: a quiet cycle is exactly one Graph request and stores nothing.
-    let quiet = poll(&app).await;
+    let quiet = poll(app).await;
     let s = summary(&quiet);
     assert_eq!(s["graph_requests"], 1, "{s}");
     assert_eq!(s["chats_changed"], 0);
     assert_eq!(s["messages_ingested"], 0);
-    assert_eq!(client_entries(&only_ticket_of(&app, &chat).await).len(), 2);
+    assert_eq!(client_entries(&only_ticket_of(app, &chat).await).len(), 2);
 }
 
 #[tokio::test]
