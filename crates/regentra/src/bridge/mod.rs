@@ -5,6 +5,6 @@ pub mod content;
 pub mod federation;
 pub mod ingest;
 pub mod metrics;
-pub mod poller;
 pub mod outbox;
+pub mod poller;
 pub mod vault;
