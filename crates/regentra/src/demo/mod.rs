@@ -176,7 +176,6 @@ impl Demo {
         // port is known only after it binds, and the app needs the simulator's URL first. So
         // the simulator starts with the expected redirect URI and is corrected after binding.
         let expected_redirect = redirect_uri_for(&loopback_url(options.port));
-        let builtin_scenario = options.scenario.is_none();
         let scenario = match &options.scenario {
             None => m365_sim::demo::demo_scenario(expected_redirect.as_str()),
             Some(path) => with_demo_app(
@@ -196,73 +195,31 @@ impl Demo {
             SimError::Bind { port, source } => DemoError::SimPort { port, source },
             other => DemoError::Simulator(other),
         })?;
-        let sim_url = simulator.base_url();
-
-        let config = demo_config(options.port, data_dir.path(), &sim_url)?;
-        let app = App::build(config).await.map_err(|source| DemoError::App {
-            port: options.port,
-            source,
-        })?;
-        let redirect = redirect_uri_for(app.base_url());
-        if redirect != expected_redirect {
-            let mut correction = Scenario {
-                app_registrations: scenario.app_registrations.clone(),
-                ..Scenario::default()
-            };
-            for registration in &mut correction.app_registrations {
-                if registration.client_id == m365_sim::demo::REGENTRA_CLIENT_ID {
-                    registration.redirect_uris = vec![redirect.to_string()];
-                }
-            }
-            simulator
-                .sim()
-                .load_scenario(&correction)
-                .map_err(DemoError::Simulator)?;
-        }
-
-        let seeded = seed::seed(
-            app.state(),
-            simulator.sim(),
-            options.api_token.clone(),
-            (!builtin_scenario).then_some(&scenario),
+        match assemble(
+            &options,
+            &scenario,
+            &expected_redirect,
+            &simulator,
+            &data_dir,
         )
         .await
-        .map_err(DemoError::Seed)?;
-
-        let connected_account = if options.auto_connect {
-            let support_login = support_login(&scenario);
-            let account = auto_connect::connect(
-                teams_connections(app.state()),
-                seeded.technician_id,
-                &support_login,
-            )
-            .await
-            .map_err(|error| DemoError::AutoConnect(Box::new(error)))?;
-            Some(account)
-        } else {
-            None
-        };
-
-        let mut teams_page_url = sim_url.clone();
-        teams_page_url.set_path("/_sim/teams");
-        let info = DemoInfo {
-            app_url: app.base_url().clone(),
-            sim_url,
-            teams_page_url,
-            technician_email: DEMO_TECHNICIAN_EMAIL.to_owned(),
-            technician_password: seeded.technician_password,
-            api_token: seeded.api_token,
-            connected_account,
-            data_dir: data_dir.path().to_path_buf(),
-            data_dir_is_temporary: matches!(data_dir, DataDir::Temporary(_)),
-            builtin_scenario,
-        };
-        Ok(Demo {
-            app,
-            simulator,
-            info,
-            data_dir,
-        })
+        {
+            Ok((app, info)) => Ok(Demo {
+                app,
+                simulator,
+                info,
+                data_dir,
+            }),
+            Err(error) => {
+                // Do not leave the simulator serving behind a failed start.
+                if let Err(stop_error) = simulator.shutdown().await {
+                    tracing::warn!(
+                        "the Microsoft 365 simulator did not stop cleanly: {stop_error}"
+                    );
+                }
+                Err(error)
+            }
+        }
     }
 
     /// URLs, login, token.
@@ -301,6 +258,79 @@ impl Demo {
     pub fn banner(&self) -> String {
         banner(&self.info)
     }
+}
+
+/// Builds the application against the running simulator, seeds it and (if asked) connects the
+/// support account.
+async fn assemble(
+    options: &DemoOptions,
+    scenario: &Scenario,
+    expected_redirect: &Url,
+    simulator: &RunningSimulator,
+    data_dir: &DataDir,
+) -> Result<(App, DemoInfo), DemoError> {
+    let builtin_scenario = options.scenario.is_none();
+    let sim_url = simulator.base_url();
+    let config = demo_config(options.port, data_dir.path(), &sim_url)?;
+    let app = App::build(config).await.map_err(|source| DemoError::App {
+        port: options.port,
+        source,
+    })?;
+    let redirect = redirect_uri_for(app.base_url());
+    if &redirect != expected_redirect {
+        let mut correction = Scenario {
+            app_registrations: scenario.app_registrations.clone(),
+            ..Scenario::default()
+        };
+        for registration in &mut correction.app_registrations {
+            if registration.client_id == m365_sim::demo::REGENTRA_CLIENT_ID {
+                registration.redirect_uris = vec![redirect.to_string()];
+            }
+        }
+        simulator
+            .sim()
+            .load_scenario(&correction)
+            .map_err(DemoError::Simulator)?;
+    }
+
+    let seeded = seed::seed(
+        app.state(),
+        simulator.sim(),
+        options.api_token.clone(),
+        (!builtin_scenario).then_some(scenario),
+    )
+    .await
+    .map_err(DemoError::Seed)?;
+
+    let connected_account = if options.auto_connect {
+        let support_login = support_login(scenario);
+        let account = auto_connect::connect(
+            teams_connections(app.state()),
+            seeded.technician_id,
+            &support_login,
+        )
+        .await
+        .map_err(|error| DemoError::AutoConnect(Box::new(error)))?;
+        Some(account)
+    } else {
+        None
+    };
+
+    let mut teams_page_url = sim_url.clone();
+    teams_page_url.set_path("/_sim/teams");
+    let info = DemoInfo {
+        app_url: app.base_url().clone(),
+        sim_url,
+        teams_page_url,
+        technician_email: DEMO_TECHNICIAN_EMAIL.to_owned(),
+        technician_password: seeded.technician_password,
+        api_token: seeded.api_token,
+        connected_account,
+        data_dir: data_dir.path().to_path_buf(),
+        data_dir_is_temporary: matches!(data_dir, DataDir::Temporary(_)),
+        builtin_scenario,
+    };
+    Ok((app, info))
 }
 
 /// The application's Teams connection service (the one its workers and handlers use).

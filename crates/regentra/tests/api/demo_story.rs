@@ -514,3 +514,30 @@ async fn demo_with_a_custom_scenario_connects_its_support_user_and_ticketizes_it
 
     demo.stop().await;
 }
+
+#[tokio::test]
+async fn a_busy_port_is_named_with_the_flag_that_changes_it() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let data_dir = tempfile::tempdir().unwrap();
+    let options = |port: u16, sim_port: u16| DemoOptions {
+        port,
+        sim_port,
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..DemoOptions::default()
+    };
+
+    let error = Demo::start(options(busy_port, 0)).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1:{busy_port}")) && message.contains("--port"),
+        "{message}"
+    );
+
+    let error = Demo::start(options(0, busy_port)).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1:{busy_port}")) && message.contains("--sim-port"),
+        "{message}"
+    );
+}
