@@ -35,8 +35,8 @@ use crate::config::{
 
 pub use auto_connect::AutoConnectError;
 pub use seed::{
-    DEMO_TECHNICIAN_EMAIL, DEMO_TECHNICIAN_NAME, FABRIKAM_HISTORY_REPLY, PRINTER_MESSAGE,
-    SeedError, Seeded, TAILSPIN_DOMAIN,
+    DEMO_TECHNICIAN_EMAIL, DEMO_TECHNICIAN_NAME, FABRIKAM_HISTORY_REPLY, FABRIKAM_HISTORY_REQUEST,
+    PRINTER_MESSAGE, SeedError, Seeded, TAILSPIN_DOMAIN,
 };
 
 /// Web UI port when `--port` is not given.

@@ -38,8 +38,9 @@ pub const PRINTER_MESSAGE: &str = "Printer on floor 2 is offline";
 pub const TAILSPIN_DOMAIN: &str = "tailspintoys.example";
 
 /// Fabrikam's history: Sam asked three days ago, while Fabrikam still allowed external chat.
-pub const FABRIKAM_HISTORY_REQUEST: &str =
-    "Hi, could you give our new starter Jo access to the Sales shared mailbox?";
+/// Its first line becomes the ticket's subject.
+pub const FABRIKAM_HISTORY_REQUEST: &str = "New starter needs the Sales mailbox\n\
+     Hi, could you give Jo access to the Sales shared mailbox from Monday? Thanks, Sam";
 /// The technician's answer two days ago, which Teams refused after Fabrikam blocked external chat.
 pub const FABRIKAM_HISTORY_REPLY: &str =
     "Done: Jo has access to the Sales mailbox now. It can take an hour to appear in Outlook.";
@@ -313,7 +314,7 @@ async fn seed_fabrikam_history(
     message.insert("lastModifiedDateTime".into(), json!(stamp));
     message.insert(
         "body".into(),
-        json!({"contentType": "html", "content": format!("<p>{FABRIKAM_HISTORY_REQUEST}</p>")}),
+        json!({"contentType": "html", "content": teams_html(FABRIKAM_HISTORY_REQUEST)}),
     );
     sim.set_external_access(FABRIKAM_TENANT_ID, access(ExternalAccessMode::AllowAll))
         .map_err(sim_error)?;
@@ -397,6 +398,11 @@ async fn seed_fabrikam_history(
         .await
         .map_err(|error| store_error("saving the Fabrikam history")(error.into()))?;
     Ok(())
+}
+
+/// Text as the Teams client sends it: one `<p>` per line (the demo's texts need no escaping).
+fn teams_html(text: &str) -> String {
+    text.lines().map(|line| format!("<p>{line}</p>")).collect()
 }
 
 fn access(mode: ExternalAccessMode) -> ExternalAccess {
