@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use m365_sim::{ClockStart, SimConfig, Simulator, ThrottleLimits, UserPost, demo};
-use regentra::bridge::connection::{CallbackParams, ConnectionSettings, TeamsConnections};
+use regentra::bridge::connection::{ConnectionSettings, TeamsConnections};
 use regentra::bridge::metrics::PollMetrics;
 use regentra::bridge::poller::{CycleMode, CycleReport, PollTarget, Poller, PollerSettings};
 use regentra::bridge::vault::KeyRing;
 use regentra::config::Config;
 use regentra::store::{self, Db};
-use regentra::tickets::{TechnicianEmail, TechnicianId};
-use reqwest::redirect::Policy;
+use regentra::tickets::TechnicianEmail;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +107,9 @@ async fn main() {
         Arc::new(keys),
         ConnectionSettings::from_config(&config, &url::Url::parse("http://127.0.0.1:1/").unwrap()),
     );
-    connect(&teams, technician.id, demo::SUPPORT_UPN).await;
+    regentra::demo::auto_connect::connect(&teams, technician.id, demo::SUPPORT_UPN)
+        .await
+        .expect("the support account connects through the simulator");
     let account = teams.active().await.unwrap().expect("connected");
     let target = PollTarget::from_account(&account);
     let poller = Poller::new(
@@ -234,80 +235,3 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available")
 }
 
-/// The consent flow as a browser would do it against the simulator: sign in as `login`,
-/// accept, and hand the redirect's code and state to the connection service.
-async fn connect(teams: &TeamsConnections, technician: TechnicianId, login: &str) {
-    let start = teams
-        .begin_connect(technician)
-        .await
-        .expect("begin connect");
-    let browser = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap();
-    let mut page_url = start.authorize_url.clone();
-    let mut response = browser.get(page_url.clone()).send().await.unwrap();
-    for _ in 0..6 {
-        if response.status().is_redirection() {
-            let location = response.headers()["location"].to_str().unwrap().to_owned();
-            let target = page_url.join(&location).unwrap();
-            if target.path().ends_with("/integrations/teams/callback") {
-                let mut params = CallbackParams::default();
-                for (key, value) in target.query_pairs() {
-                    match key.as_ref() {
-                        "code" => params.code = Some(SecretString::from(value.into_owned())),
-                        "state" => params.state = Some(value.into_owned()),
-                        _ => {}
-                    }
-                }
-                teams
-                    .complete_connect(params, technician, Some(&start.state_hash))
-                    .await
-                    .expect("the support account connects");
-                return;
-            }
-            response = browser.get(target.clone()).send().await.unwrap();
-            page_url = target;
-            continue;
-        }
-        let html = response.text().await.unwrap();
-        let (action, fields) = form(&html, login);
-        let target = page_url.join(&action).unwrap();
-        response = browser
-            .post(target.clone())
-            .form(&fields)
-            .send()
-            .await
-            .unwrap();
-        page_url = target;
-    }
-    panic!("the simulator's sign-in never redirected back to Regentra");
-}
-
-/// The sign-in form (filled with `login`) or the consent form (accepting) of a simulator page.
-fn form(html: &str, login: &str) -> (String, Vec<(String, String)>) {
-    let document = scraper::Html::parse_document(html);
-    for (selector, extra) in [
-        ("form#signin-form", ("login", login)),
-        ("form#consent-form", ("action", "accept")),
-    ] {
-        let form_selector = scraper::Selector::parse(selector).unwrap();
-        let Some(form) = document.select(&form_selector).next() else {
-            continue;
-        };
-        let input = scraper::Selector::parse("input[type=hidden]").unwrap();
-        let mut fields: Vec<(String, String)> = form
-            .select(&input)
-            .filter_map(|input| {
-                Some((
-                    input.value().attr("name")?.to_owned(),
-                    input.value().attr("value").unwrap_or_default().to_owned(),
-                ))
-            })
-            .collect();
-        fields.push((extra.0.to_owned(), extra.1.to_owned()));
-        let action = form.value().attr("action").unwrap_or_default().to_owned();
-        return (action, fields);
-    }
-    panic!("no sign-in or consent form on the simulator page");
-}

@@ -15,7 +15,7 @@
 //! taken from the environment), bind anything but 127.0.0.1, or print a secret other than the
 //! demo's own technician password and API token, which it prints once on purpose.
 
-mod auto_connect;
+pub mod auto_connect;
 mod seed;
 
 use std::ffi::OsString;
